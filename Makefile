@@ -1,0 +1,62 @@
+# lakescore: `make help` lists the targets. Everything installs into this folder (.venv,
+# .tools, var/), idempotently; a second `make` with nothing changed takes about a second.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Keep the project's own conf/ the default even when make runs from elsewhere.
+export LAKESCORE_CONF ?= $(CURDIR)/conf
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+demo: install ## install, build the demo world, score it, print where to look (embedded defaults)
+	$(VENV)/bin/lakescore demo
+
+test: install ## install what tests need and run the whole suite (ruff first)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+lint: install ## ruff check + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: install ## format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+install: $(VENV)/.installed var/jars/.installed ## install the locked Python env and the Spark jars
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+lock: $(UV) ## re-resolve uv.lock after changing pyproject.toml
+	$(UV) lock --python $(PYTHON)
+
+# delta-spark's JVM jars from Maven Central, at install time only (see jobs/jvm/pom.xml).
+var/jars/.installed: jobs/jvm/pom.xml
+	rm -rf var/jars
+	mvn -q -B -f jobs/jvm/pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(CURDIR)/var/jars -DincludeGroupIds=io.delta,io.unitycatalog
+	@ls var/jars/delta-spark_*.jar >/dev/null
+	@touch $@
+
+jars: var/jars/.installed ## fetch the Spark-side JVM jars into var/jars
+
+clean-demo: ## delete the demo's tables, registry and caches (keeps the installs)
+	rm -rf var/warehouse var/mlflow var/models
+
+clean: ## delete everything make created
+	rm -rf $(VENV) .tools var
+
+.PHONY: help demo test lint fmt install lock jars clean-demo clean

@@ -1,0 +1,328 @@
+"""``lakescore``: the command line. Every command has ``--help`` with examples.
+
+Exit codes: 0 success, 2 bad input (fix the request or the data), 1 failure (the run broke;
+retrying may help). Errors are one line; ``-v`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from lakescore.errors import BadInputError, LakescoreError
+
+EXAMPLES = {
+    "score": """examples:
+  lakescore score --job churn --ds 2026-11-20
+  lakescore score --job churn --ds 2026-11-20 --model-version 3     # pin a version (backfill)
+  lakescore score --job churn --ds 2026-11-20 --json                # machine-readable result""",
+    "demo": """examples:
+  lakescore demo                      # 5 days x 200,000 customers, then two analyst queries
+  lakescore demo --days 2 --rows 50000""",
+    "sql": """views: scores_<job>, features_<job>, lineage (DuckDB over the Delta tables, no JVM)
+examples:
+  lakescore sql "select ds, count(*), avg(score) from scores_churn group by ds order by ds"
+  lakescore sql "select * from lineage where job = 'churn' order by started_at desc limit 5" --json""",
+    "history": """examples:
+  lakescore history --job churn
+  lakescore history --job churn --limit 3 --json""",
+    "jobs": """examples:
+  lakescore jobs           # every conf/jobs/*.yaml, checked""",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakescore",
+        description="Scheduled batch model scoring on the lakehouse.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `lakescore <command> --help` for examples. Exit codes: 0 ok, 1 failure, 2 bad input.",
+    )
+    parser.add_argument("--conf", help="config folder (default: $LAKESCORE_CONF or ./conf)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES.get(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+        p.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks",
+        )
+        return p
+
+    score = command("score", "Score one partition of a job and publish it (write-audit-publish).")
+    score.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
+    score.add_argument("--ds", required=True, help="partition date, YYYY-MM-DD")
+    score.add_argument(
+        "--model-version", type=int, help="pin this model version (wins over the alias)"
+    )
+    score.add_argument("--run-id", help="reuse a run id (a retried attempt of the same run)")
+    score.add_argument("--txn-version", type=int, help=argparse.SUPPRESS)
+
+    demo = command("demo", "Build the demo world (model, feature table), score it, query it.")
+    demo.add_argument("--days", type=int, default=5, help="days of partitions (default 5)")
+    demo.add_argument("--rows", type=int, default=200_000, help="rows per day (default 200000)")
+    demo.add_argument("--job", default="churn", help="demo job (default churn)")
+
+    sql = command("sql", "Run SQL over prediction, feature and lineage tables (DuckDB).")
+    sql.add_argument("query", help="the SQL query")
+    sql.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
+
+    history = command("history", "Versions of a job's prediction table, with run and model.")
+    history.add_argument("--job", required=True)
+    history.add_argument("--limit", type=int, default=20)
+
+    command("jobs", "List the configured jobs and check their config.")
+    return parser
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def _console(stderr: bool = True) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+class _RichProgress:
+    """Stage lines plus a task bar on stderr while Spark works."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.console = _console()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def stage(self, name: str, detail: str = "") -> None:
+        if self.quiet:
+            return
+        self._stop_bar()
+        self.console.print(f"[bold cyan]{name:>13}[/] {detail}")
+
+    def tasks(self, done: int, total: int) -> None:
+        if self.quiet or not total:
+            return
+        if self._bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self._bar = Progress(
+                "[cyan]{task.description:>13}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("spark tasks", total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+    def _stop_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def close(self) -> None:
+        self._stop_bar()
+
+
+def _print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    if not rows:
+        _console(stderr=False).print("(no rows)")
+        return
+    for column in rows[0]:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row.values()])
+    _console(stderr=False).print(table)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _platform(args: argparse.Namespace) -> Any:
+    from lakescore.config import load_platform
+
+    return load_platform(args.conf)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from lakescore.config import load_job
+    from lakescore.run import score_partition
+
+    platform = _platform(args)
+    job = load_job(args.job, platform=platform)
+    progress = _RichProgress(quiet=args.json)
+    try:
+        result = score_partition(
+            job,
+            args.ds,
+            platform=platform,
+            model_version=args.model_version,
+            run_id=args.run_id,
+            txn_version=args.txn_version,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(
+            f"scored {result.job} {result.ds}: {result.rows:,} rows with {result.model_name} "
+            f"v{result.model_version} -> {result.output_table} version {result.output_version} "
+            f"in {result.seconds:.1f}s ({result.rows_per_s:,.0f} rows/s)"
+        )
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from lakescore.api import sql
+
+    try:
+        relation = sql(args.query, _platform(args))
+    except Exception as exc:
+        if isinstance(exc, LakescoreError):
+            raise
+        raise BadInputError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+    if relation is None:
+        return 0
+    columns = relation.columns
+    rows = [dict(zip(columns, r, strict=True)) for r in relation.fetchmany(args.limit)]
+    if args.json:
+        print(json.dumps(rows, default=str))
+    else:
+        _print_table(rows)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from lakescore import tables
+    from lakescore.config import load_job
+
+    job = load_job(args.job, platform=_platform(args))
+    if not tables.table_exists(job.output.table):
+        raise BadInputError("no predictions published yet", job=job.name, file=job.output.table)
+    rows = []
+    for entry in tables.history(job.output.table, args.limit):
+        meta = entry.get("lakescore") or {}
+        rows.append(
+            {
+                "version": entry.get("version"),
+                "timestamp": time.strftime(
+                    "%Y-%m-%d %H:%M:%S", time.gmtime(entry.get("timestamp", 0) / 1000)
+                ),
+                "operation": entry.get("operation"),
+                "ds": meta.get("ds"),
+                "rows": meta.get("rows"),
+                "model": f"{meta['model_name']} v{meta['model_version']}"
+                if meta.get("model_name")
+                else None,
+                "input_version": meta.get("input_version"),
+                "run_id": meta.get("lakescore_run_id"),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, default=str))
+    else:
+        _print_table(rows, title=f"{job.output.table}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from lakescore.config import list_job_names, load_job
+
+    platform = _platform(args)
+    rows, broken = [], 0
+    for name in list_job_names(platform.conf_dir):
+        try:
+            job = load_job(name, platform=platform)
+            rows.append(
+                {
+                    "job": name,
+                    "model": job.model.reference,
+                    "features": job.features.table,
+                    "output": job.output.table,
+                    "schedule": job.schedule.cron,
+                    "status": "ok",
+                }
+            )
+        except LakescoreError as exc:
+            broken += 1
+            rows.append(
+                {
+                    "job": name,
+                    "model": "",
+                    "features": "",
+                    "output": "",
+                    "schedule": "",
+                    "status": str(exc),
+                }
+            )
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        _print_table(rows)
+    return 2 if broken else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lakescore.demo import run_demo
+
+    run_demo(_platform(args), job_name=args.job, days=args.days, rows=args.rows, as_json=args.json)
+    return 0
+
+
+COMMANDS = {
+    "score": cmd_score,
+    "sql": cmd_sql,
+    "history": cmd_history,
+    "jobs": cmd_jobs,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except LakescoreError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        _console().print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _console().print("[bold red]interrupted[/]")
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _console().print(
+            f"[bold red]error:[/] {type(exc).__name__}: {first} (use -v for details)",
+            soft_wrap=True,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

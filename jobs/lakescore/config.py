@@ -1,0 +1,515 @@
+"""The one config loader: ``conf/platform.yaml`` plus one ``conf/jobs/<job>.yaml`` per scoring job.
+
+Both the Airflow side (DAG factory, at parse time) and the Spark side (the scoring job, at run
+time) call :func:`load_platform` and :func:`load_job`; nothing else parses these files. This
+module imports only pydantic and PyYAML, so it is cheap at DAG-parse time.
+
+Strings may reference environment variables as ``${VAR}`` or ``${VAR:-default}``: that is how
+secrets and deployment-specific values (warehouse root, MLflow URI) get in; they never live in
+``conf/``. Every error names the file and the dotted key.
+
+Example::
+
+    platform = load_platform()
+    job = load_job("churn", platform=platform)
+    job.output.table        # absolute URI of the prediction table, inside the warehouse
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lakescore.errors import BadInputError, ConfigError
+
+JOB_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def default_conf_dir() -> Path:
+    """``$LAKESCORE_CONF``, else ``./conf`` if it exists, else the repository's ``conf/``."""
+    if env := os.environ.get("LAKESCORE_CONF"):
+        return Path(env).expanduser().resolve()
+    cwd_conf = Path.cwd() / "conf"
+    if (cwd_conf / "platform.yaml").is_file():
+        return cwd_conf.resolve()
+    return (Path(__file__).resolve().parents[2] / "conf").resolve()
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` (or a number of seconds) -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return timedelta(**{_DURATION_UNITS[m.group(2)]: int(m.group(1))})
+    raise ValueError(f"expected a duration such as '90s', '15m', '2h' or '1d', got {value!r}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- platform
+
+
+class SparkProfile(_Strict):
+    """Where and how the Spark application runs. ``extends`` overlays another profile."""
+
+    master: str | None = None
+    extends: str | None = None
+    conf: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): _spark_conf_value(v) for k, v in value.items()}
+        return value
+
+
+def _spark_conf_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class SparkSettings(_Strict):
+    default_profile: str = "local"
+    jars_dir: str = "var/jars"
+    profiles: dict[str, SparkProfile]
+
+    @model_validator(mode="after")
+    def _profiles_resolve(self) -> SparkSettings:
+        if self.default_profile not in self.profiles:
+            raise ValueError(f"default_profile {self.default_profile!r} is not among profiles")
+        for name in self.profiles:
+            self.resolved_profile(name)  # raises on unknown parents or cycles
+        return self
+
+    def resolved_profile(self, name: str) -> SparkProfile:
+        """The profile with every ``extends`` parent merged in (child wins)."""
+        chain: list[SparkProfile] = []
+        seen: set[str] = set()
+        current: str | None = name
+        while current is not None:
+            if current in seen:
+                raise ValueError(f"spark profile {name!r}: 'extends' forms a cycle at {current!r}")
+            if current not in self.profiles:
+                raise ValueError(f"spark profile {current!r} is not defined")
+            seen.add(current)
+            chain.append(self.profiles[current])
+            current = self.profiles[current].extends
+        master: str | None = None
+        conf: dict[str, str] = {}
+        for profile in reversed(chain):
+            master = profile.master or master
+            conf.update(profile.conf)
+        if master is None:
+            raise ValueError(
+                f"spark profile {name!r} has no master (set it or extend one that does)"
+            )
+        return SparkProfile(master=master, conf=conf, description=chain[0].description)
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: str
+    registry_uri: str | None = None
+    artifact_root: str | None = None
+    request_timeout_s: int = Field(default=30, ge=1, le=600)
+    request_max_retries: int = Field(default=2, ge=0, le=10)
+
+
+class TableSettings(_Strict):
+    lineage: str = "lakescore/lineage"
+    staging: str = "_staging"
+
+
+class PlatformConfig(_Strict):
+    """``conf/platform.yaml``: where the warehouse is, which registry, which Spark profiles."""
+
+    warehouse: str
+    mlflow: MlflowSettings
+    spark: SparkSettings
+    tables: TableSettings = TableSettings()
+    var_dir: str = "var"
+    # set by the loader, not by the file
+    conf_dir: str = ""
+
+    @property
+    def lineage_table(self) -> str:
+        return table_uri(self, self.tables.lineage)
+
+    @property
+    def staging_root(self) -> str:
+        return table_uri(self, self.tables.staging)
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+class ModelRef(_Strict):
+    """Which registered model scores the job: ``name@alias`` or a pinned ``version``."""
+
+    name: str = Field(min_length=1)
+    alias: str | None = "champion"
+    version: int | None = Field(default=None, ge=1)
+    positive_class: int | str = 1
+
+    @model_validator(mode="after")
+    def _alias_or_version(self) -> ModelRef:
+        if self.alias is None and self.version is None:
+            raise ValueError("set either 'alias' or 'version'")
+        return self
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}/{self.version}" if self.version else f"{self.name}@{self.alias}"
+
+
+class FeatureSource(_Strict):
+    table: str = Field(min_length=1)
+    partition_column: str = "ds"
+    entity_keys: list[str] = Field(min_length=1)
+    columns: list[str] | Literal["from_signature"] = "from_signature"
+
+    @field_validator("partition_column")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        return _check_identifier(value)
+
+    @field_validator("entity_keys")
+    @classmethod
+    def _identifiers(cls, value: list[str]) -> list[str]:
+        for item in value:
+            _check_identifier(item)
+        if len(set(value)) != len(value):
+            raise ValueError("entity keys repeat a column")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _feature_identifiers(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("list at least one feature column, or say 'from_signature'")
+            for item in value:
+                _check_identifier(item)
+        return value
+
+
+class OutputSpec(_Strict):
+    table: str = Field(min_length=1)
+    on_empty_partition: Literal["fail", "publish_empty"] = "fail"
+
+
+class AuditSpec(_Strict):
+    """Bounds every published score must respect (probabilities by default)."""
+
+    score_min: float = 0.0
+    score_max: float = 1.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AuditSpec:
+        if self.score_min >= self.score_max:
+            raise ValueError("score_min must be below score_max")
+        return self
+
+
+class ScheduleSpec(_Strict):
+    cron: str | None = "@daily"
+    start_date: date = date(2026, 1, 1)
+    catchup: bool = False
+    deadline: timedelta | None = None
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+
+class ValidationSpec(_Strict):
+    policy: Literal["fail", "warn", "quarantine"] = "fail"
+
+
+class ScoringJob(_Strict):
+    """One scoring job, from ``conf/jobs/<name>.yaml``. Table URIs are absolute after loading."""
+
+    name: str
+    description: str = ""
+    owner: str = "lakescore"
+    tags: list[str] = Field(default_factory=list)
+    model: ModelRef
+    features: FeatureSource
+    output: OutputSpec
+    audit: AuditSpec = AuditSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    validation: ValidationSpec = ValidationSpec()
+    spark_profile: str | None = None
+    # set by the loader
+    source_file: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _job_name(cls, value: str) -> str:
+        check_job_name(value)
+        return value
+
+    @model_validator(mode="after")
+    def _keys_are_not_features(self) -> ScoringJob:
+        cols = self.features.columns
+        if isinstance(cols, list):
+            overlap = set(cols) & set(self.features.entity_keys)
+            if overlap:
+                raise ValueError(f"columns {sorted(overlap)} are both entity keys and features")
+            if self.features.partition_column in cols:
+                raise ValueError("the partition column cannot be a feature")
+        if self.features.partition_column in self.features.entity_keys:
+            raise ValueError("the partition column cannot be an entity key")
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def check_job_name(name: str) -> str:
+    """Job names become DAG ids and path segments: lowercase identifiers only (no ``../x``)."""
+    if not isinstance(name, str) or not JOB_NAME_PATTERN.match(name):
+        raise BadInputError(
+            "job names are lowercase letters, digits and '_', starting with a letter "
+            f"(got {name!r})",
+            job=None,
+        )
+    return name
+
+
+def _check_identifier(value: str) -> str:
+    if not IDENTIFIER_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a plain column name (letters, digits, '_')")
+    return value
+
+
+def _interpolate(value: Any, path: tuple[str | int, ...], file: Path) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, str(k)), file) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, i), file) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        var, default = match.group(1), match.group(2)
+        if var in os.environ:
+            return os.environ[var]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"environment variable ${{{var}}} is not set and has no default "
+            f"(write ${{{var}:-default}} to give one)",
+            file=str(file),
+            key=_dotted(path),
+        )
+
+    return _ENV_REF.sub(replace, value)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=str(file)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(file)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"malformed YAML{where}: {problem}", file=str(file)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping of keys at the top level", file=str(file))
+    return _interpolate(data, (), file)
+
+
+def _validation_error(exc: ValidationError, file: Path) -> ConfigError:
+    problems = []
+    first_key = None
+    for err in exc.errors():
+        key = _dotted(tuple(err["loc"])) or "(top level)"
+        first_key = first_key or key
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append(f"{key}: {msg}")
+    message = "; ".join(problems)
+    return ConfigError(f"invalid config: {message}", file=str(file), key=first_key)
+
+
+def load_platform(conf_dir: str | Path | None = None) -> PlatformConfig:
+    """Parse ``<conf_dir>/platform.yaml``. Relative paths resolve against the project root
+    (the parent of ``conf_dir``)."""
+    conf = Path(conf_dir).resolve() if conf_dir else default_conf_dir()
+    file = conf / "platform.yaml"
+    data = _read_yaml(file)
+    if "conf_dir" in data:
+        raise ConfigError("unknown key", file=str(file), key="conf_dir")
+    root = conf.parent
+    try:
+        platform = PlatformConfig(**data, conf_dir=str(conf))
+    except ValidationError as exc:
+        raise _validation_error(exc, file) from None
+    updates = {
+        "warehouse": _absolute(platform.warehouse, root),
+        "var_dir": _absolute(platform.var_dir, root),
+        "spark": platform.spark.model_copy(
+            update={"jars_dir": _absolute(platform.spark.jars_dir, root)}
+        ),
+        "mlflow": platform.mlflow.model_copy(
+            update={
+                "tracking_uri": _sqlite_absolute(platform.mlflow.tracking_uri, root),
+                "registry_uri": _sqlite_absolute(platform.mlflow.registry_uri, root)
+                if platform.mlflow.registry_uri
+                else None,
+                "artifact_root": _absolute(platform.mlflow.artifact_root, root)
+                if platform.mlflow.artifact_root
+                else None,
+            }
+        ),
+    }
+    return platform.model_copy(update=updates)
+
+
+def job_file(name: str, conf_dir: str | Path | None = None) -> Path:
+    conf = Path(conf_dir).resolve() if conf_dir else default_conf_dir()
+    return conf / "jobs" / f"{check_job_name(name)}.yaml"
+
+
+def list_job_names(conf_dir: str | Path | None = None) -> list[str]:
+    """Every ``conf/jobs/*.yaml`` stem, sorted (files that are not valid job names included, so
+    that loading them reports the problem instead of hiding the file)."""
+    conf = Path(conf_dir).resolve() if conf_dir else default_conf_dir()
+    return sorted(p.stem for p in (conf / "jobs").glob("*.yaml"))
+
+
+def load_job(
+    name: str,
+    conf_dir: str | Path | None = None,
+    platform: PlatformConfig | None = None,
+) -> ScoringJob:
+    """Parse ``conf/jobs/<name>.yaml`` into a :class:`ScoringJob` with absolute table URIs.
+
+    Raises :class:`BadInputError` for an unknown job and :class:`ConfigError` naming the file
+    and key for anything wrong inside it.
+    """
+    try:
+        check_job_name(name)
+    except BadInputError as exc:
+        raise exc from None
+    platform = platform or load_platform(conf_dir)
+    file = job_file(name, platform.conf_dir)
+    if not file.is_file():
+        known = ", ".join(list_job_names(platform.conf_dir)) or "none"
+        raise BadInputError(f"unknown job (no {file}; known jobs: {known})", job=name)
+    data = _read_yaml(file)
+    data.setdefault("name", name)
+    if "source_file" in data:
+        raise ConfigError("unknown key", file=str(file), key="source_file")
+    try:
+        job = ScoringJob(**data, source_file=str(file))
+    except ValidationError as exc:
+        raise _validation_error(exc, file) from None
+    if job.name != name:
+        raise ConfigError(
+            f"name {job.name!r} does not match the file name {name!r}", file=str(file), key="name"
+        )
+    profile = job.spark_profile or platform.spark.default_profile
+    if profile not in platform.spark.profiles:
+        raise ConfigError(
+            f"unknown spark profile {profile!r} (platform.yaml defines "
+            f"{', '.join(platform.spark.profiles)})",
+            file=str(file),
+            key="spark_profile",
+        )
+    feature_uri = table_uri(platform, job.features.table)
+    output_uri = table_uri(platform, job.output.table)
+    if not is_inside(output_uri, platform.warehouse):
+        raise ConfigError(
+            f"output table {output_uri} is outside the warehouse root {platform.warehouse}",
+            file=str(file),
+            key="output.table",
+        )
+    if output_uri in (feature_uri, platform.lineage_table):
+        raise ConfigError(
+            "output table must be its own table (not the feature or lineage table)",
+            file=str(file),
+            key="output.table",
+        )
+    return job.model_copy(
+        update={
+            "spark_profile": profile,
+            "features": job.features.model_copy(update={"table": feature_uri}),
+            "output": job.output.model_copy(update={"table": output_uri}),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _has_scheme(uri: str) -> bool:
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri) is not None
+
+
+def _absolute(path: str, root: Path) -> str:
+    if _has_scheme(path):
+        return path
+    p = Path(path).expanduser()
+    return str((p if p.is_absolute() else root / p).resolve())
+
+
+def _sqlite_absolute(uri: str, root: Path) -> str:
+    """``sqlite:///var/x.db`` (relative) -> ``sqlite:////abs/var/x.db``; other URIs unchanged."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + _absolute(uri[len(prefix) :], root)
+    return uri
+
+
+def table_uri(platform: PlatformConfig, table: str) -> str:
+    """A table reference from config -> absolute URI. Relative names live under the warehouse."""
+    if _has_scheme(table) or Path(table).is_absolute():
+        return table if _has_scheme(table) else str(Path(table).resolve())
+    return (
+        str((Path(platform.warehouse) / table).resolve())
+        if not _has_scheme(platform.warehouse)
+        else platform.warehouse.rstrip("/") + "/" + table
+    )
+
+
+def is_inside(uri: str, root: str) -> bool:
+    """Is ``uri`` the same as or below ``root`` (after resolving ``..``)?"""
+    if _has_scheme(uri) or _has_scheme(root):
+        norm_uri = uri.rstrip("/") + "/"
+        return norm_uri.startswith(root.rstrip("/") + "/") and "/../" not in norm_uri
+    return Path(uri).resolve().is_relative_to(Path(root).resolve())

@@ -1,0 +1,92 @@
+"""Column layout of the tables lakescore owns: the prediction table and the lineage table.
+
+One definition, used by the Spark job (writes), the delta-rs readers (API, SQL, Airflow) and
+the tests. Arrow schemas are the source of truth; Spark types are derived from them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+SCORE = "score"
+MODEL_NAME = "model_name"
+MODEL_VERSION = "model_version"
+RUN_ID = "run_id"
+SCORED_AT = "scored_at"
+# Added after the entity keys, before the partition column, in this order.
+PREDICTION_COLUMNS = (SCORE, MODEL_NAME, MODEL_VERSION, RUN_ID, SCORED_AT)
+
+
+def prediction_columns(entity_keys: list[str], partition_column: str) -> list[str]:
+    return [*entity_keys, *PREDICTION_COLUMNS, partition_column]
+
+
+def prediction_schema(key_fields: list[pa.Field], partition_column: str) -> pa.Schema:
+    """Entity keys (their feature-table types) + score + model + run + partition date."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            *[f.with_nullable(False) for f in key_fields],
+            pa.field(SCORE, pa.float64(), nullable=False),
+            pa.field(MODEL_NAME, pa.string(), nullable=False),
+            pa.field(MODEL_VERSION, pa.int64(), nullable=False),
+            pa.field(RUN_ID, pa.string(), nullable=False),
+            pa.field(SCORED_AT, pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field(partition_column, pa.date32(), nullable=False),
+        ]
+    )
+
+
+def lineage_schema() -> pa.Schema:
+    """One row per run attempt (and per rollback / erasure later). Append-only."""
+    import pyarrow as pa
+
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            pa.field("attempt_id", pa.string(), nullable=False),
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("action", pa.string(), nullable=False),
+            pa.field("job", pa.string(), nullable=False),
+            pa.field("ds", pa.date32()),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("error_class", pa.string()),
+            pa.field("error", pa.string()),
+            pa.field("started_at", ts, nullable=False),
+            pa.field("finished_at", ts, nullable=False),
+            pa.field("duration_s", pa.float64()),
+            pa.field("stage_seconds", pa.map_(pa.string(), pa.float64())),
+            pa.field("airflow_dag_id", pa.string()),
+            pa.field("airflow_run_id", pa.string()),
+            pa.field("airflow_task_id", pa.string()),
+            pa.field("airflow_try_number", pa.int64()),
+            pa.field("input_table", pa.string()),
+            pa.field("input_version", pa.int64()),
+            pa.field("input_rows", pa.int64()),
+            pa.field("validation_status", pa.string()),
+            pa.field("validation_evaluated", pa.int64()),
+            pa.field("validation_failed", pa.int64()),
+            pa.field("validation_report", pa.string()),
+            pa.field("model_name", pa.string()),
+            pa.field("model_version", pa.int64()),
+            pa.field("model_alias", pa.string()),
+            pa.field("model_run_id", pa.string()),
+            pa.field("model_source", pa.string()),
+            pa.field("output_table", pa.string()),
+            pa.field("output_version", pa.int64()),
+            pa.field("output_rows", pa.int64()),
+            pa.field("spark_app_id", pa.string()),
+            pa.field("spark_master", pa.string()),
+            pa.field("rows_per_s", pa.float64()),
+            pa.field("executor_seconds", pa.float64()),
+            pa.field("failed_tasks", pa.int64()),
+            pa.field("code_version", pa.string()),
+            pa.field("user", pa.string()),
+            pa.field("host", pa.string()),
+            pa.field("details", pa.string()),
+        ]
+    )

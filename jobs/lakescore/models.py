@@ -1,0 +1,316 @@
+"""The model layer: resolve a registry reference to one pinned version, check its signature
+against the feature table, and turn it into a scorer that Python workers load once.
+
+``name@alias`` is resolved once per run; everything downstream uses the pinned version, so an
+alias moved mid-run can never mix two model versions in one partition.
+
+``score`` is P(positive class) where the positive class is the one the job config names,
+looked up in the classifier's own ``classes_``. (The usual recipe,
+``mlflow.pyfunc.spark_udf(..., result_type="double")`` over a pyfunc that returns
+``predict_proba``, silently yields column 0, i.e. P(class 0).)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lakescore.config import ModelRef, PlatformConfig
+from lakescore.errors import BadInputError, ScoringFailure
+
+BASELINE_ARTIFACT = "lakescore/score_baseline.json"
+
+# Spark simpleString / Arrow type name / MLflow type name -> one family name.
+_TYPE_FAMILIES = {
+    "double": "double",
+    "float64": "double",
+    "float": "float",
+    "float32": "float",
+    "halffloat": "float",
+    "long": "long",
+    "bigint": "long",
+    "int64": "long",
+    "integer": "integer",
+    "int": "integer",
+    "int32": "integer",
+    "smallint": "integer",
+    "int16": "integer",
+    "tinyint": "integer",
+    "int8": "integer",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "string": "string",
+    "large_string": "string",
+    "utf8": "string",
+    "large_utf8": "string",
+    "string_view": "string",
+}
+_NUMERIC = {"double", "float", "long", "integer", "boolean"}
+# What a feature column may be for a signature type: numeric columns feed numeric inputs
+# (lakescore hands the model float64 arrays).
+_COMPATIBLE = {
+    "double": _NUMERIC,
+    "float": _NUMERIC,
+    "long": {"long", "integer", "boolean"},
+    "integer": {"integer", "boolean"},
+    "boolean": {"boolean"},
+    "string": {"string"},
+}
+
+
+def type_family(type_name: str) -> str:
+    """Normalise a Spark, Arrow or MLflow type name (``bigint``, ``int64``, ``long``)."""
+    name = str(type_name).lower().strip()
+    if name.startswith("decimal"):
+        return "decimal"
+    return _TYPE_FAMILIES.get(name, name)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """One concrete model version; what a run pins and records in lineage."""
+
+    name: str
+    version: int
+    alias: str | None
+    run_id: str | None
+    source: str
+    flavor: str
+    inputs: tuple[tuple[str, str], ...]  # (column, mlflow type) from the signature
+    positive_class: int | str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [name for name, _ in self.inputs]
+
+
+def configure_mlflow(platform: PlatformConfig) -> None:
+    """Point MLflow at the configured registry with bounded network waits."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(platform.mlflow.request_timeout_s))
+    os.environ.setdefault(
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(platform.mlflow.request_max_retries)
+    )
+    mlflow.set_tracking_uri(platform.mlflow.tracking_uri)
+    mlflow.set_registry_uri(platform.mlflow.registry_uri or platform.mlflow.tracking_uri)
+
+
+def _is_not_found(exc: Exception) -> bool:
+    code = getattr(exc, "error_code", "")
+    return "RESOURCE_DOES_NOT_EXIST" in str(code) or "not found" in str(exc).lower()
+
+
+def resolve_model_version(
+    platform: PlatformConfig,
+    ref: ModelRef,
+    pinned_version: int | None = None,
+    *,
+    job: str | None = None,
+) -> ResolvedModel:
+    """``name@alias`` (or the config's / caller's pinned version) -> one :class:`ResolvedModel`.
+
+    A caller-supplied ``pinned_version`` wins over the config (backfills with an older model).
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure_mlflow(platform)
+    client = MlflowClient()
+    version = pinned_version or ref.version
+    try:
+        if version is not None:
+            mv = client.get_model_version(ref.name, str(version))
+            alias = None
+        else:
+            assert ref.alias is not None
+            mv = client.get_model_version_by_alias(ref.name, ref.alias)
+            alias = ref.alias
+    except MlflowException as exc:
+        if _is_not_found(exc):
+            try:
+                client.get_registered_model(ref.name)
+            except MlflowException:
+                raise BadInputError(
+                    f"model {ref.name!r} is not in the registry at "
+                    f"{_redact(platform.mlflow.tracking_uri)}",
+                    job=job,
+                    key="model.name",
+                ) from None
+            what = f"version {version}" if version is not None else f"alias {ref.alias!r}"
+            raise BadInputError(
+                f"model {ref.name!r} has no {what}", job=job, key="model.alias"
+            ) from None
+        raise ScoringFailure(f"model registry error: {exc.message}", job=job) from None
+    info = _model_info(f"models:/{ref.name}/{mv.version}", job=job)
+    if info.signature is None or info.signature.inputs is None:
+        raise BadInputError(
+            f"model {ref.name} version {mv.version} has no input signature; log it with one",
+            job=job,
+            key="model",
+        )
+    inputs = tuple(
+        (spec.name, getattr(spec.type, "name", str(spec.type)))
+        for spec in info.signature.inputs.inputs
+    )
+    if any(name is None for name, _ in inputs):
+        raise BadInputError(
+            f"model {ref.name} version {mv.version}: signature inputs must be named columns",
+            job=job,
+            key="model",
+        )
+    flavor = "sklearn" if "sklearn" in info.flavors else "python_function"
+    return ResolvedModel(
+        name=ref.name,
+        version=int(mv.version),
+        alias=alias,
+        run_id=mv.run_id,
+        source=str(mv.source),
+        flavor=flavor,
+        inputs=inputs,
+        positive_class=ref.positive_class,
+        tags=dict(mv.tags or {}),
+    )
+
+
+def _model_info(uri: str, *, job: str | None) -> Any:
+    from mlflow.models import get_model_info
+
+    try:
+        return get_model_info(uri)
+    except Exception as exc:
+        raise BadInputError(f"cannot read model metadata of {uri}: {exc}", job=job) from None
+
+
+def _redact(uri: str) -> str:
+    """Drop credentials from a URI before it goes into a message or a log."""
+    import re
+
+    return re.sub(r"//[^/@]+@", "//***@", uri)
+
+
+def check_signature(
+    model: ResolvedModel,
+    table_columns: dict[str, str],
+    feature_columns: Sequence[str] | None = None,
+    *,
+    job: str | None = None,
+    table: str | None = None,
+) -> list[str]:
+    """Check the feature table against the model signature; return the feature columns in the
+    model's order. Names every missing or mistyped column in one error.
+
+    ``table_columns`` maps column -> type name (Spark or Arrow spelling). ``feature_columns``
+    is the job's explicit list, if it has one: it must equal the signature's inputs.
+    """
+    wanted = model.feature_columns
+    if feature_columns is not None and set(feature_columns) != set(wanted):
+        extra = sorted(set(feature_columns) - set(wanted))
+        missing = sorted(set(wanted) - set(feature_columns))
+        raise BadInputError(
+            f"the job's feature columns differ from model {model.name} v{model.version}'s "
+            f"signature (not in signature: {extra}; not listed: {missing})",
+            job=job,
+            key="features.columns",
+            column=(extra or missing)[0],
+        )
+    missing = [c for c in wanted if c not in table_columns]
+    if missing:
+        raise BadInputError(
+            f"feature column(s) {missing} required by model {model.name} v{model.version} "
+            "are missing from the feature table",
+            job=job,
+            file=table,
+            column=missing[0],
+        )
+    mistyped = []
+    for name, sig_type in model.inputs:
+        have = type_family(table_columns[name])
+        want = type_family(sig_type)
+        if have not in _COMPATIBLE.get(want, {want}):
+            mistyped.append(f"{name} is {table_columns[name]}, model expects {sig_type}")
+    if mistyped:
+        raise BadInputError(
+            f"feature column types do not match model {model.name} v{model.version}: "
+            + "; ".join(mistyped),
+            job=job,
+            file=table,
+            column=mistyped[0].split(" ", 1)[0],
+        )
+    return list(wanted)
+
+
+def download_model(platform: PlatformConfig, model: ResolvedModel, *, job: str | None) -> Path:
+    """Copy the pinned version's artifacts into ``var/models/<name>/<version>`` (once)."""
+    import mlflow
+
+    configure_mlflow(platform)
+    target = Path(platform.var_dir) / "models" / model.name / str(model.version)
+    if (target / "MLmodel").is_file():
+        return target
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=model.uri, dst_path=str(tmp))
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ScoringFailure(f"cannot download {model.uri}: {exc}", job=job) from None
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+class ProbabilityScorer:
+    """Loaded model + the column of ``predict_proba`` that holds the positive class.
+
+    Built once per Python worker process (see :func:`lakescore.scoring.scorer_for`).
+    """
+
+    def __init__(self, model_dir: str, flavor: str, positive_class: int | str) -> None:
+        self.model_dir = model_dir
+        if flavor == "sklearn":
+            import mlflow.sklearn
+
+            self._model = mlflow.sklearn.load_model(model_dir)
+            classes = list(getattr(self._model, "classes_", []))
+            if not hasattr(self._model, "predict_proba") or not classes:
+                raise BadInputError(
+                    "the scikit-learn model is not a probabilistic classifier (no predict_proba)",
+                    file=model_dir,
+                )
+            matches = [i for i, c in enumerate(classes) if c == positive_class]
+            if not matches:
+                matches = [i for i, c in enumerate(classes) if str(c) == str(positive_class)]
+            if not matches:
+                raise BadInputError(
+                    f"positive_class {positive_class!r} is not one of the model's classes {classes}",
+                    key="model.positive_class",
+                )
+            self._column = matches[0]
+            self._predict = self._model.predict_proba
+        else:
+            import mlflow.pyfunc
+
+            self._model = mlflow.pyfunc.load_model(model_dir)
+            self._column = positive_class if isinstance(positive_class, int) else 1
+            self._predict = self._model.predict
+
+    def score(self, features: Any) -> Any:
+        """Scores for a 2-D float array (rows x features in signature order)."""
+        import numpy as np
+
+        out = np.asarray(self._predict(features))
+        if out.ndim == 2:
+            out = out[:, self._column]
+        return out.astype(np.float64, copy=False)

@@ -1,0 +1,475 @@
+"""One scoring run of job J for partition ds: check, resolve, score, stage, audit, publish, record.
+
+Write-audit-publish: scores go to a private staging folder first; only an audit that passes
+lets them into the prediction table, in one atomic Delta commit that replaces partition ds.
+Any failure leaves the prediction table exactly as it was, and every attempt (success or
+failure) leaves one lineage row.
+
+Cheap, JVM-free checks come first (partition exists and has rows, model resolves, signature
+matches the feature table), so bad input fails in seconds without starting Spark.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakescore import layout, tables
+from lakescore.config import PlatformConfig, ScoringJob
+from lakescore.errors import BadInputError, LakescoreError, ScoringFailure
+from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
+from lakescore.models import (
+    ResolvedModel,
+    check_signature,
+    download_model,
+    resolve_model_version,
+)
+from lakescore.scoring import (
+    audit_scores,
+    require_clean_audit,
+    score_features,
+    with_prediction_columns,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+class ProgressReporter:
+    """Receives stage changes and task progress. The CLI draws a bar; Airflow logs lines."""
+
+    def stage(self, name: str, detail: str = "") -> None:  # pragma: no cover - interface
+        pass
+
+    def tasks(self, done: int, total: int) -> None:  # pragma: no cover - interface
+        pass
+
+
+class LogProgress(ProgressReporter):
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self._last = -1
+
+    def stage(self, name: str, detail: str = "") -> None:
+        self.log(f"[{name}] {detail}".rstrip())
+
+    def tasks(self, done: int, total: int) -> None:
+        if done != self._last and total:
+            self._last = done
+            self.log(f"[score] tasks {done}/{total}")
+
+
+@dataclass
+class RunResult:
+    job: str
+    ds: date
+    run_id: str
+    status: str
+    rows: int
+    model_name: str
+    model_version: int
+    input_table: str
+    input_version: int
+    output_table: str
+    output_version: int | None
+    seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "ds": self.ds.isoformat(),
+            "run_id": self.run_id,
+            "status": self.status,
+            "rows": self.rows,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "input_table": self.input_table,
+            "input_version": self.input_version,
+            "output_table": self.output_table,
+            "output_version": self.output_version,
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.rows_per_s, 1),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }
+
+
+def new_run_id(job: str, ds: date, started: datetime) -> str:
+    return f"{job}-{ds.isoformat()}-{started.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+class _Stages:
+    """Times named stages into ``seconds`` and tells the progress reporter."""
+
+    def __init__(self, progress: ProgressReporter) -> None:
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str, detail: str = "") -> Iterator[None]:
+        self.progress.stage(name, detail)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def score_partition(
+    job: ScoringJob,
+    ds: str | date,
+    *,
+    platform: PlatformConfig,
+    spark: SparkSession | None = None,
+    model_version: int | None = None,
+    run_id: str | None = None,
+    txn_version: int | None = None,
+    airflow: AirflowIds | None = None,
+    progress: ProgressReporter | None = None,
+) -> RunResult:
+    """Score partition ``ds`` of ``job`` and publish it; see the module docstring.
+
+    ``model_version`` pins a version (wins over the job's alias). ``run_id``/``txn_version``
+    let a retried attempt of the same run reuse its identity so a publish that already landed
+    is not repeated. Raises :class:`BadInputError` or :class:`ScoringFailure`; lineage has the
+    attempt either way.
+    """
+    progress = progress or ProgressReporter()
+    started = utcnow()
+    day = tables.parse_partition_date(ds, job=job.name)
+    run_id = run_id or new_run_id(job.name, day, started)
+    txn_version = txn_version or int(started.timestamp() * 1000)
+    stages = _Stages(progress)
+    record = LineageRecord(
+        attempt_id=uuid.uuid4().hex,
+        run_id=run_id,
+        action="score",
+        job=job.name,
+        ds=day,
+        status="running",
+        started_at=started,
+        finished_at=started,
+        airflow=airflow or AirflowIds.from_env(),
+        input_table=job.features.table,
+        output_table=job.output.table,
+    )
+    staging_dir = Path(platform.staging_root) / job.name / day.isoformat() / run_id
+    try:
+        result = _run(
+            job,
+            day,
+            platform,
+            spark,
+            model_version,
+            run_id,
+            txn_version,
+            stages,
+            record,
+            staging_dir,
+            progress,
+        )
+    except Exception as exc:
+        err = (
+            exc
+            if isinstance(exc, LakescoreError)
+            else ScoringFailure(
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
+        )
+        err.with_context(job=job.name, ds=day.isoformat())
+        record.status = "failed"
+        record.error_class = type(err).__name__
+        record.error = str(err)[:4000]
+        _finish(record, stages, platform)
+        if err is exc:
+            raise
+        raise err from exc
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+    record.status = "succeeded"
+    _finish(record, stages, platform)
+    result.stage_seconds = dict(stages.seconds)
+    result.seconds = record.duration_s or result.seconds
+    return result
+
+
+def _finish(record: LineageRecord, stages: _Stages, platform: PlatformConfig) -> None:
+    record.finished_at = utcnow()
+    record.duration_s = (record.finished_at - record.started_at).total_seconds()
+    record.stage_seconds = dict(stages.seconds)
+    if record.output_rows and record.duration_s:
+        record.rows_per_s = record.output_rows / record.duration_s
+    stages.progress.stage("lineage", f"{record.status}: {platform.lineage_table}")
+    append_lineage(platform.lineage_table, [record])
+
+
+def _run(
+    job: ScoringJob,
+    day: date,
+    platform: PlatformConfig,
+    spark: SparkSession | None,
+    model_version: int | None,
+    run_id: str,
+    txn_version: int,
+    stages: _Stages,
+    record: LineageRecord,
+    staging_dir: Path,
+    progress: ProgressReporter,
+) -> RunResult:
+    keys = job.features.entity_keys
+    part_col = job.features.partition_column
+
+    with stages("check", f"partition {day} of {job.features.table}"):
+        info = tables.partition_info(job.features.table, part_col, day)
+        record.input_version = info.version
+        if info.files == 0:
+            raise BadInputError(
+                f"partition {part_col}={day} not found in feature table {job.features.table} "
+                f"(version {info.version})",
+                file=job.features.table,
+            )
+        record.input_rows = info.rows
+        feature_schema = _arrow_columns(job.features.table, info.version)
+        for key in keys:
+            if key not in feature_schema:
+                raise BadInputError(
+                    "entity key column is missing from the feature table",
+                    file=job.features.table,
+                    column=key,
+                    key="features.entity_keys",
+                )
+
+    with stages("resolve_model", job.model.reference):
+        model = resolve_model_version(platform, job.model, model_version, job=job.name)
+        record.model_name = model.name
+        record.model_version = model.version
+        record.model_alias = model.alias
+        record.model_run_id = model.run_id
+        record.model_source = model.source
+        explicit = job.features.columns if isinstance(job.features.columns, list) else None
+        features = check_signature(
+            model, feature_schema, explicit, job=job.name, table=job.features.table
+        )
+        progress.stage("resolve_model", f"{model.name} version {model.version}")
+
+    if info.rows == 0 and job.output.on_empty_partition == "fail":
+        raise BadInputError(
+            f"partition {part_col}={day} of {job.features.table} is empty "
+            "(set output.on_empty_partition: publish_empty to publish an empty partition)",
+            file=job.features.table,
+        )
+
+    with stages("spark_start"):
+        if spark is None:
+            from lakescore.spark import get_spark_session
+
+            spark = get_spark_session(platform, job.spark_profile, app_name=f"lakescore-{job.name}")
+        sc = spark.sparkContext
+        record.spark_app_id = sc.applicationId
+        record.spark_master = sc.master
+        sc.setJobGroup(run_id, f"lakescore {job.name} {day}", interruptOnCancel=True)
+
+    with stages("load_model"):
+        model_dir = download_model(platform, model, job=job.name)
+        shipped = _ship_model(spark, model_dir, model)
+
+    scored_at = utcnow()
+    with stages("score", f"{info.rows if info.rows is not None else '?'} rows -> staging"):
+        _split_for_parallelism(spark, info.size_bytes)
+        source = tables.read_partition(spark, job.features.table, part_col, day, info.version)
+        scored = score_features(source, model, str(model_dir), keys, features, shipped)
+        out = with_prediction_columns(
+            scored,
+            model=model,
+            run_id=run_id,
+            scored_at=scored_at,
+            partition_column=part_col,
+            ds=day,
+            key_columns=keys,
+        )
+        with _watch_tasks(spark, run_id, progress):
+            out.write.mode("errorifexists").parquet(str(staging_dir))
+        record.executor_seconds, record.failed_tasks = _task_metrics(spark, run_id)
+
+    with stages("audit"):
+        staged = spark.read.parquet(str(staging_dir))
+        expected = info.rows if info.rows is not None else source.count()
+        record.input_rows = expected
+        audit = audit_scores(
+            staged,
+            expected_rows=expected,
+            key_columns=keys,
+            score_min=job.audit.score_min,
+            score_max=job.audit.score_max,
+        )
+        record.details["audit"] = {
+            "rows": audit.rows,
+            "score_min": audit.score_min,
+            "score_max": audit.score_max,
+            "score_mean": audit.score_mean,
+        }
+        require_clean_audit(audit, job=job.name, ds=day.isoformat())
+        progress.stage(
+            "audit", f"passed: {audit.rows} rows, mean score {audit.score_mean or 0:.4f}"
+        )
+
+    with stages("publish", job.output.table):
+        key_fields = [_arrow_field(job.features.table, info.version, k) for k in keys]
+        _ensure_prediction_table(spark, job, key_fields)
+        version = tables.replace_partition(
+            staged.select(*layout.prediction_columns(keys, part_col)),
+            job.output.table,
+            part_col,
+            day,
+            tables.CommitInfo(
+                run_id=run_id,
+                job=job.name,
+                ds=day,
+                model_name=model.name,
+                model_version=model.version,
+                input_table=job.features.table,
+                input_version=info.version,
+                rows=audit.rows,
+            ),
+            txn_version,
+        )
+        record.output_version = version
+        record.output_rows = audit.rows
+        progress.stage("publish", f"{job.output.table} version {version}")
+
+    return RunResult(
+        job=job.name,
+        ds=day,
+        run_id=run_id,
+        status="succeeded",
+        rows=audit.rows,
+        model_name=model.name,
+        model_version=model.version,
+        input_table=job.features.table,
+        input_version=info.version,
+        output_table=job.output.table,
+        output_version=version,
+        seconds=(utcnow() - record.started_at).total_seconds(),
+    )
+
+
+def _arrow_columns(uri: str, version: int) -> dict[str, str]:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    schema = pa.schema(DeltaTable(uri, version=version).schema().to_arrow())
+    return {f.name: str(f.type) for f in schema}
+
+
+def _arrow_field(uri: str, version: int, name: str) -> Any:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    schema = pa.schema(DeltaTable(uri, version=version).schema().to_arrow())
+    return schema.field(name)
+
+
+def _ensure_prediction_table(spark: SparkSession, job: ScoringJob, key_fields: list[Any]) -> None:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    if tables.table_exists(job.output.table):
+        return
+    schema = layout.prediction_schema(key_fields, job.features.partition_column)
+    tables.ensure_table(
+        spark,
+        job.output.table,
+        from_arrow_schema(schema),
+        job.features.partition_column,
+        f"lakescore predictions of job {job.name} ({job.model.name})",
+    )
+
+
+def _ship_model(spark: SparkSession, model_dir: Path, model: ResolvedModel) -> str | None:
+    """Executors on other hosts get the model through SparkContext.addFile; local mode reads
+    the driver's copy directly."""
+    sc = spark.sparkContext
+    if sc.master.startswith("local"):
+        return None
+    name = model_dir.name if model_dir.name.startswith("lakescore-model") else None
+    shipped = model_dir.parent / f"lakescore-model-{model.name}-v{model.version}"
+    if name is None and not shipped.exists():
+        shutil.copytree(model_dir, shipped)
+    try:
+        sc.addFile(str(shipped), recursive=True)
+    except Exception as exc:  # the same directory added earlier in this session
+        if "already" not in str(exc).lower():
+            raise
+    return shipped.name
+
+
+def _split_for_parallelism(spark: SparkSession, partition_bytes: int) -> None:
+    """Let a partition stored in few large files still spread over every core."""
+    target_tasks = max(2, 2 * spark.sparkContext.defaultParallelism)
+    max_bytes = max(1 << 20, min(128 << 20, partition_bytes // target_tasks + 1))
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(max_bytes))
+
+
+@contextmanager
+def _watch_tasks(spark: SparkSession, group: str, progress: ProgressReporter) -> Iterator[None]:
+    """Poll Spark's status tracker while a job runs and report task counts."""
+    tracker = spark.sparkContext.statusTracker()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.5):
+            done = total = 0
+            for job_id in tracker.getJobIdsForGroup(group):
+                job_info = tracker.getJobInfo(job_id)
+                for stage_id in job_info.stageIds if job_info else []:
+                    stage = tracker.getStageInfo(stage_id)
+                    if stage:
+                        done += stage.numCompletedTasks
+                        total += stage.numTasks
+            progress.tasks(done, total)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+
+
+def _task_metrics(spark: SparkSession, group: str) -> tuple[float | None, int | None]:
+    """Executor-seconds and failed tasks of the run's Spark jobs, from Spark's status store."""
+    sc = spark.sparkContext
+    tracker = sc.statusTracker()
+    try:
+        store = sc._jsc.sc().statusStore()  # type: ignore[attr-defined]
+        run_ms = 0
+        failed = 0
+        for job_id in tracker.getJobIdsForGroup(group):
+            job_info = tracker.getJobInfo(job_id)
+            for stage_id in job_info.stageIds if job_info else []:
+                attempts = store.stageData(
+                    stage_id,
+                    False,
+                    getattr(store, "stageData$default$3")(),
+                    False,
+                    getattr(store, "stageData$default$5")(),
+                )
+                for i in range(attempts.size()):
+                    data = attempts.apply(i)
+                    run_ms += data.executorRunTime()
+                    failed += data.numFailedTasks()
+        return run_ms / 1000.0, failed
+    except Exception:
+        return None, None

@@ -1,0 +1,92 @@
+"""The one Spark session builder, and the Spark conf it is made of.
+
+:func:`spark_conf` is what both launch paths use: :func:`get_spark_session` (the CLI, tests,
+an in-process run) and the Airflow side's spark-submit (``--conf`` pairs, ``--jars``), so a job
+runs with the same settings however it was started. pyspark is imported lazily: the Airflow
+side imports this module at DAG-parse time only to build the submit command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lakescore.config import PlatformConfig
+from lakescore.errors import ScoringFailure
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DELTA_SESSION_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+# Settings lakescore relies on whatever the profile says.
+REQUIRED_CONF = {
+    # Partition values come from the Delta log / the table schema, never from directory names.
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    # Tables stay readable by every Delta reader (delta-rs, DuckDB, Trino): no deletion
+    # vectors unless a job asks for them on purpose.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+}
+
+
+def delta_jars(platform: PlatformConfig) -> list[str]:
+    """The jars fetched by ``make jars``; a clear error when they are missing."""
+    jars_dir = Path(platform.spark.jars_dir)
+    jars = sorted(str(p) for p in jars_dir.glob("*.jar"))
+    if not any(Path(j).name.startswith("delta-spark_") for j in jars):
+        raise ScoringFailure(
+            f"no delta-spark jar in {jars_dir}: run `make jars` (fetches them from Maven "
+            "Central at install time; nothing is downloaded at run time)",
+            file=str(jars_dir),
+        )
+    return jars
+
+
+def spark_conf(platform: PlatformConfig, profile: str | None = None) -> dict[str, str]:
+    """Every Spark setting of a profile, with the Delta extension, jars and interpreter."""
+    resolved = platform.spark.resolved_profile(profile or platform.spark.default_profile)
+    conf = {
+        **DELTA_SESSION_CONF,
+        "spark.jars": ",".join(delta_jars(platform)),
+        "spark.pyspark.python": sys.executable,
+        **resolved.conf,
+        **REQUIRED_CONF,
+    }
+    conf["spark.master"] = resolved.master or "local[2]"
+    return conf
+
+
+def get_spark_session(
+    platform: PlatformConfig,
+    profile: str | None = None,
+    app_name: str = "lakescore",
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Return the active session or build one from the profile.
+
+    Under spark-submit the JVM already exists and ``--conf`` set the same values
+    (:func:`spark_conf`); here ``getOrCreate`` then simply returns that session.
+    """
+    import warnings
+
+    from pyspark.sql import SparkSession
+
+    # pyspark 4.2 warns that pandas 3 is "not yet fully supported"; lakescore exchanges data
+    # with Python workers through Arrow (mapInArrow), not pandas.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in {**spark_conf(platform, profile), **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session
