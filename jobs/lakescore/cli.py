@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+        p.add_argument("--conf", default=argparse.SUPPRESS, help="config folder")
         p.add_argument(
             "-v",
             "--verbose",
@@ -97,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
 def _console(stderr: bool = True) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 140)
 
 
 class _RichProgress:
@@ -113,7 +115,7 @@ class _RichProgress:
         if self.quiet:
             return
         self._stop_bar()
-        self.console.print(f"[bold cyan]{name:>13}[/] {detail}")
+        self.console.print(f"[bold cyan]{name:>13}[/] {detail}", soft_wrap=True)
 
     def tasks(self, done: int, total: int) -> None:
         if self.quiet or not total:

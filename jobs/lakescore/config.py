@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lakescore.errors import BadInputError, ConfigError
 
-JOB_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+JOB_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
+IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# Use IDENTIFIER_PATTERN.fullmatch / JOB_NAME_PATTERN.fullmatch (no trailing-newline loophole).
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -136,6 +137,18 @@ class TableSettings(_Strict):
     staging: str = "_staging"
 
 
+class AirflowPlatformSpec(_Strict):
+    """Airflow-side settings shared by every job's DAG."""
+
+    # A pool that caps concurrent Spark applications across all scoring DAGs.
+    spark_pool: str = "lakescore_spark"
+    spark_pool_slots: int = Field(default=2, ge=1, le=1024)
+    # spark-submit reads the master of profile P from connection <prefix><P>; when no such
+    # connection is defined, lakescore supplies one from the profile's master.
+    spark_conn_prefix: str = "lakescore_spark_"
+    dag_tags: list[str] = Field(default_factory=lambda: ["lakescore"])
+
+
 class PlatformConfig(_Strict):
     """``conf/platform.yaml``: where the warehouse is, which registry, which Spark profiles."""
 
@@ -143,6 +156,7 @@ class PlatformConfig(_Strict):
     mlflow: MlflowSettings
     spark: SparkSettings
     tables: TableSettings = TableSettings()
+    airflow: AirflowPlatformSpec = AirflowPlatformSpec()
     var_dir: str = "var"
     # set by the loader, not by the file
     conf_dir: str = ""
@@ -231,12 +245,41 @@ class ScheduleSpec(_Strict):
     cron: str | None = "@daily"
     start_date: date = date(2026, 1, 1)
     catchup: bool = False
+    # The run for logical date D scores partition D + partition_offset_days (e.g. -1: a run
+    # at 06:00 scores yesterday's features).
+    partition_offset_days: int = Field(default=0, ge=-31, le=31)
+    # Alert when the partition is not published this long after the run was queued.
     deadline: timedelta | None = None
 
     @field_validator("deadline", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+
+class AirflowJobSpec(_Strict):
+    """How Airflow runs the job: retries with backoff, timeouts, concurrency."""
+
+    retries: int = Field(default=2, ge=0, le=20)
+    retry_delay: timedelta = timedelta(minutes=5)
+    retry_exponential_backoff: bool = True
+    max_retry_delay: timedelta = timedelta(hours=1)
+    max_active_runs: int = Field(default=3, ge=1, le=64)
+    score_timeout: timedelta = timedelta(hours=2)
+    wait_timeout: timedelta = timedelta(hours=6)
+    wait_poke_interval: timedelta = timedelta(minutes=5)
+
+    @field_validator(
+        "retry_delay",
+        "max_retry_delay",
+        "score_timeout",
+        "wait_timeout",
+        "wait_poke_interval",
+        mode="before",
+    )
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return parse_duration(value)
 
 
 class ValidationSpec(_Strict):
@@ -256,6 +299,7 @@ class ScoringJob(_Strict):
     audit: AuditSpec = AuditSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     validation: ValidationSpec = ValidationSpec()
+    airflow: AirflowJobSpec = AirflowJobSpec()
     spark_profile: str | None = None
     # set by the loader
     source_file: str = ""
@@ -263,7 +307,10 @@ class ScoringJob(_Strict):
     @field_validator("name")
     @classmethod
     def _job_name(cls, value: str) -> str:
-        check_job_name(value)
+        if not JOB_NAME_PATTERN.fullmatch(value):
+            raise ValueError(
+                "job names are lowercase letters, digits and '_', starting with a letter"
+            )
         return value
 
     @model_validator(mode="after")
@@ -285,7 +332,7 @@ class ScoringJob(_Strict):
 
 def check_job_name(name: str) -> str:
     """Job names become DAG ids and path segments: lowercase identifiers only (no ``../x``)."""
-    if not isinstance(name, str) or not JOB_NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not JOB_NAME_PATTERN.fullmatch(name):
         raise BadInputError(
             "job names are lowercase letters, digits and '_', starting with a letter "
             f"(got {name!r})",
@@ -295,7 +342,7 @@ def check_job_name(name: str) -> str:
 
 
 def _check_identifier(value: str) -> str:
-    if not IDENTIFIER_PATTERN.match(value):
+    if not IDENTIFIER_PATTERN.fullmatch(value):
         raise ValueError(f"{value!r} is not a plain column name (letters, digits, '_')")
     return value
 
@@ -310,10 +357,13 @@ def _interpolate(value: Any, path: tuple[str | int, ...], file: Path) -> Any:
 
     def replace(match: re.Match[str]) -> str:
         var, default = match.group(1), match.group(2)
-        if var in os.environ:
+        # Shell semantics of ${VAR:-default}: the default also replaces an empty value.
+        if os.environ.get(var):
             return os.environ[var]
         if default is not None:
             return default
+        if var in os.environ:
+            return ""
         raise ConfigError(
             f"environment variable ${{{var}}} is not set and has no default "
             f"(write ${{{var}:-default}} to give one)",
@@ -349,6 +399,9 @@ def _read_yaml(file: Path) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of keys at the top level", file=str(file))
+    for key in data:
+        if not isinstance(key, str):
+            raise ConfigError("top-level keys must be names", file=str(file), key=str(key))
     return _interpolate(data, (), file)
 
 
@@ -453,7 +506,7 @@ def load_job(
         )
     feature_uri = table_uri(platform, job.features.table)
     output_uri = table_uri(platform, job.output.table)
-    if not is_inside(output_uri, platform.warehouse):
+    if not is_inside(output_uri, platform.warehouse) or _same_place(output_uri, platform.warehouse):
         raise ConfigError(
             f"output table {output_uri} is outside the warehouse root {platform.warehouse}",
             file=str(file),
@@ -505,6 +558,12 @@ def table_uri(platform: PlatformConfig, table: str) -> str:
         if not _has_scheme(platform.warehouse)
         else platform.warehouse.rstrip("/") + "/" + table
     )
+
+
+def _same_place(a: str, b: str) -> bool:
+    if _has_scheme(a) or _has_scheme(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def is_inside(uri: str, root: str) -> bool:

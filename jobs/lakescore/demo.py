@@ -8,6 +8,7 @@ the feature partitions that already hold the expected rows.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -239,7 +240,7 @@ where customer_id = 42
 order by ds"""
 
 LINEAGE_QUERY = """select ds, status, model_name, model_version, input_version, input_rows,
-       output_version, output_rows, round(duration_s, 1) as seconds, airflow_run_id
+       output_version, output_rows, round(duration_s, 1) as seconds, run_id
 from lineage
 where job = '{job}' and ds = DATE '{ds}'
 order by started_at"""
@@ -266,8 +267,9 @@ def run_demo(
     from lakescore.spark import get_spark_session
 
     started = time.perf_counter()
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    # Wide enough for the tables when piped (rich assumes 80 columns without a terminal).
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 140, quiet=as_json)
+    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
     job = load_job(job_name, platform=platform)
 
     err.print(
@@ -336,4 +338,7 @@ def run_demo(
         f"  try: .venv/bin/lakescore history --job {job.name}\n"
         f'       .venv/bin/lakescore sql "select ds, count(*), avg(score) from scores_{job.name} group by ds order by ds"'
     )
-    return {"results": [r.to_dict() for r in results], "answers": answers, "seconds": elapsed}
+    report = {"results": [r.to_dict() for r in results], "answers": answers, "seconds": elapsed}
+    if as_json:
+        print(json.dumps(report, default=str))
+    return report

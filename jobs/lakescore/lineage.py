@@ -147,3 +147,25 @@ def append_lineage(uri: str, records: list[LineageRecord]) -> None:
     schema = layout.lineage_schema()
     table = pa.Table.from_pylist([r.to_row() for r in records], schema=schema)
     write_deltalake(uri, table, mode="append", schema_mode="merge")
+
+
+def find_lineage(uri: str, **equals: Any) -> list[dict[str, Any]]:
+    """Lineage rows whose columns equal ``equals`` (delta-rs, filter pushed down), oldest first."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from lakescore import tables
+
+    if not tables.table_exists(uri):
+        return []
+    expression = None
+    for column, value in equals.items():
+        term = ds.field(column) == value
+        expression = term if expression is None else expression & term
+    rows = (
+        tables.read_table(uri).filter(expression)
+        if expression is not None
+        else tables.read_table(uri)
+    )
+    rows = rows.take(pc.sort_indices(rows, sort_keys=[("started_at", "ascending")]))
+    return rows.to_pylist()

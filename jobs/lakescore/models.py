@@ -233,19 +233,19 @@ def check_signature(
             file=table,
             column=missing[0],
         )
-    mistyped = []
+    mistyped: dict[str, str] = {}
     for name, sig_type in model.inputs:
         have = type_family(table_columns[name])
         want = type_family(sig_type)
         if have not in _COMPATIBLE.get(want, {want}):
-            mistyped.append(f"{name} is {table_columns[name]}, model expects {sig_type}")
+            mistyped[name] = f"{name} is {table_columns[name]}, model expects {sig_type}"
     if mistyped:
         raise BadInputError(
             f"feature column types do not match model {model.name} v{model.version}: "
-            + "; ".join(mistyped),
+            + "; ".join(mistyped.values()),
             job=job,
             file=table,
-            column=mistyped[0].split(" ", 1)[0],
+            column=next(iter(mistyped)),
         )
     return list(wanted)
 

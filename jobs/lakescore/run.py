@@ -236,12 +236,12 @@ def _run(
         record.input_version = info.version
         if info.files == 0:
             raise BadInputError(
-                f"partition {part_col}={day} not found in feature table {job.features.table} "
-                f"(version {info.version})",
+                f"partition {part_col}={day} not found in the feature table "
+                f"(table version {info.version})",
                 file=job.features.table,
             )
         record.input_rows = info.rows
-        feature_schema = _arrow_columns(job.features.table, info.version)
+        feature_schema = tables.table_columns(job.features.table, info.version)
         for key in keys:
             if key not in feature_schema:
                 raise BadInputError(
@@ -266,7 +266,7 @@ def _run(
 
     if info.rows == 0 and job.output.on_empty_partition == "fail":
         raise BadInputError(
-            f"partition {part_col}={day} of {job.features.table} is empty "
+            f"partition {part_col}={day} of the feature table is empty "
             "(set output.on_empty_partition: publish_empty to publish an empty partition)",
             file=job.features.table,
         )
@@ -326,7 +326,8 @@ def _run(
         )
 
     with stages("publish", job.output.table):
-        key_fields = [_arrow_field(job.features.table, info.version, k) for k in keys]
+        schema = tables.table_schema(job.features.table, info.version)
+        key_fields = [schema.field(k) for k in keys]
         _ensure_prediction_table(spark, job, key_fields)
         version = tables.replace_partition(
             staged.select(*layout.prediction_columns(keys, part_col)),
@@ -363,22 +364,6 @@ def _run(
         output_version=version,
         seconds=(utcnow() - record.started_at).total_seconds(),
     )
-
-
-def _arrow_columns(uri: str, version: int) -> dict[str, str]:
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
-    schema = pa.schema(DeltaTable(uri, version=version).schema().to_arrow())
-    return {f.name: str(f.type) for f in schema}
-
-
-def _arrow_field(uri: str, version: int, name: str) -> Any:
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
-    schema = pa.schema(DeltaTable(uri, version=version).schema().to_arrow())
-    return schema.field(name)
 
 
 def _ensure_prediction_table(spark: SparkSession, job: ScoringJob, key_fields: list[Any]) -> None:

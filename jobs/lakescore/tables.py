@@ -50,7 +50,7 @@ def parse_partition_date(value: str | date, *, job: str | None = None) -> date:
         parsed = value
     else:
         text = str(value)
-        if not _ISO_DATE.match(text):
+        if not _ISO_DATE.fullmatch(text):
             raise BadInputError(
                 f"partition date {text!r} is not of the form YYYY-MM-DD", job=job, key="ds"
             )
@@ -71,10 +71,10 @@ def parse_partition_date(value: str | date, *, job: str | None = None) -> date:
 
 def partition_predicate(column: str, ds: date) -> str:
     """``replaceWhere`` predicate for one date partition, from typed parts only."""
-    if not IDENTIFIER_PATTERN.match(column):
+    if not IDENTIFIER_PATTERN.fullmatch(column):
         raise BadInputError(f"{column!r} is not a plain column name", column=column)
-    if not isinstance(ds, date):
-        raise TypeError("ds must be a datetime.date")
+    if not isinstance(ds, date) or isinstance(ds, datetime):
+        raise TypeError("ds must be a datetime.date (not a datetime)")
     return f"`{column}` = DATE '{ds.isoformat()}'"
 
 
@@ -176,6 +176,17 @@ def read_table(
         if end:
             expression = (field <= end) if expression is None else (expression & (field <= end))
     return dataset.to_table(filter=expression, columns=columns)
+
+
+def table_columns(uri: str, version: int | None = None) -> dict[str, str]:
+    """Column name -> Arrow type name of the table (at ``version``), from the Delta log."""
+    return {f.name: str(f.type) for f in table_schema(uri, version)}
+
+
+def table_schema(uri: str, version: int | None = None) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(_delta_table(uri, version).schema().to_arrow())
 
 
 def history(uri: str, limit: int | None = None) -> list[dict[str, Any]]:

@@ -518,13 +518,6 @@ def test_warehouse_from_env_var(
     assert job.output.table == str(warehouse / "scores" / "churn")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="config.py:311 _interpolate: ${VAR:-default} keeps an empty VAR instead of using the "
-    "default (in the shell ':-' means unset or empty); LAKESCORE_WAREHOUSE= makes the warehouse "
-    "the project root",
-)
 def test_default_used_when_var_is_empty(conf: Conf, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAKESCORE_WAREHOUSE", "")
 
@@ -608,12 +601,6 @@ def test_load_job_rejects_bad_names_before_touching_files(conf: Conf, name: str)
     assert "lowercase letters" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="config.py:31 JOB_NAME_PATTERN ends in '$', which also matches before a trailing "
-    "newline, so check_job_name('churn\\n') passes (use fullmatch or \\Z)",
-)
 def test_job_name_with_trailing_newline_rejected() -> None:
     with pytest.raises(BadInputError):
         check_job_name("churn\n")
@@ -635,13 +622,6 @@ def test_name_defaults_to_file_name(conf: Conf) -> None:
     assert load_job("churn", conf_dir=conf.path).name == "churn"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BadInputError,
-    reason="config.py:263 ScoringJob._job_name calls check_job_name, which raises BadInputError "
-    "(not ValueError), so pydantic does not wrap it: the error escapes load_job without the "
-    "file or the key 'name'",
-)
 def test_invalid_name_in_file_names_file_and_key(conf: Conf) -> None:
     conf.write_job(edit(CHURN_YAML, "name: churn\n", "name: Churn\n"))
 
@@ -717,13 +697,6 @@ def test_output_table_must_not_be_the_feature_or_lineage_table(conf: Conf, table
     assert "must be its own table" in str(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="config.py:454 load_job uses is_inside(), which is true for the warehouse root "
-    "itself, so 'output.table: .' publishes into the warehouse root (platform.yaml: output "
-    "tables 'must live below it')",
-)
 def test_output_table_cannot_be_the_warehouse_root(conf: Conf) -> None:
     conf.write_job(edit(CHURN_YAML, "  table: scores/churn", "  table: ."))
 
@@ -977,12 +950,6 @@ def test_scheme_warehouse_rejects_escaping_output(
     assert "s3://bucket/wh/../other/scores is outside" in str(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="config.py:377 PlatformConfig(**data) raises TypeError('keywords must be strings') "
-    "for a non-string top-level YAML key instead of a ConfigError naming the file",
-)
 def test_non_string_top_level_key_is_a_config_error(conf: Conf) -> None:
     conf.write_platform(PLATFORM_YAML + "1: one\n")
 

@@ -138,12 +138,6 @@ def test_predicate_refuses_non_date_value(value: object) -> None:
         partition_predicate("ds", value)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="config.py:32 IDENTIFIER_PATTERN (used by tables.py:74) ends in '$', which also "
-    "matches before a trailing newline, so 'ds\\n' passes as a plain column name",
-)
 def test_predicate_refuses_column_with_trailing_newline() -> None:
     with pytest.raises(BadInputError):
         partition_predicate("ds\n", date(2026, 11, 20))

@@ -234,13 +234,6 @@ def test_feature_list_is_checked_before_the_table() -> None:
     assert info.value.key == "features.columns"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="models.py:248 check_signature takes the column from the message with "
-    "split(' ', 1)[0], so a signature column whose name has a space is reported as its first "
-    "word",
-)
 def test_mistyped_column_with_a_space_is_named_in_full() -> None:
     model = make_model((("account age", "double"),))
 

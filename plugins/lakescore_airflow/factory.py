@@ -1,0 +1,171 @@
+"""The DAG factory: one scoring DAG (``score_<job>``) per ``conf/jobs/<job>.yaml``.
+
+Everything that shapes a DAG comes from the job config (schedule, catchup, owner, tags,
+retries, timeouts, deadline, docs); run-time values (the partition, a pinned model version)
+arrive through params/conf and XCom. Parsing imports pydantic, PyYAML and Airflow only: no
+pyspark, mlflow, great_expectations or deltalake at module level.
+
+A broken config raises a :class:`~lakescore.errors.ConfigError` naming the file and key,
+which Airflow shows as the DAG file's import error. ``lakescore jobs`` checks every config
+the same way (exit code 2): run it in CI before deploying a new YAML file.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, time
+from typing import Any
+
+from airflow.sdk import DAG, Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param
+
+from lakescore.config import PlatformConfig, ScoringJob, list_job_names, load_job, load_platform
+from lakescore_airflow.callbacks import record_task_failure
+from lakescore_airflow.operators import (
+    FeaturePartitionSensor,
+    RecordLineageOperator,
+    ResolveModelOperator,
+    ResolvePartitionOperator,
+    ScorePartitionOperator,
+)
+
+DS_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def prediction_asset(job: ScoringJob) -> Asset:
+    """The Asset downstream DAGs schedule on to react to fresh scores."""
+    return Asset(name=f"lakescore.scores.{job.name}", uri=_asset_uri(job.output.table))
+
+
+def feature_asset(job: ScoringJob) -> Asset:
+    return Asset(name=f"lakescore.features.{job.name}", uri=_asset_uri(job.features.table))
+
+
+def _asset_uri(table: str) -> str:
+    return table if "://" in table else f"file://{table}"
+
+
+def _doc_md(job: ScoringJob, platform: PlatformConfig) -> str:
+    model = job.model.reference
+    return f"""\
+### Scoring job `{job.name}`
+
+{job.description or ""}
+
+| | |
+|---|---|
+| scores | `{job.features.table}` partition `{job.features.partition_column}` |
+| with model | `{model}` (resolved to one pinned version per run) |
+| into | `{job.output.table}` (one atomic Delta commit per partition) |
+| lineage | `{platform.lineage_table}` |
+| schedule | `{job.schedule.cron}`, catchup {job.schedule.catchup}, deadline {job.schedule.deadline} |
+| config | `{job.source_file}` |
+
+**Backfill** one day: `airflow dags trigger score_{job.name} --conf '{{"ds": "2026-11-01"}}'`
+(optionally `"model_version": 3`), a range:
+`airflow backfill create --dag-id score_{job.name} --from-date 2026-11-01 --to-date 2026-11-07`.
+Reruns replace the partition; they never duplicate rows.
+
+**Query** the scores: `lakescore sql "select * from scores_{job.name} where ds = DATE '2026-11-01'"`
+"""
+
+
+def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = None) -> DAG:
+    """The scoring DAG of one job: resolve_partition >> wait_for_partition >> resolve_model
+    >> score_and_publish >> record_lineage."""
+    settings = job.airflow
+    on_failure = functools.partial(record_task_failure, job_name=job.name, conf_dir=conf_dir)
+    deadline = None
+    if job.schedule.deadline is not None:
+        deadline = DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=job.schedule.deadline,
+            callback=AsyncCallback(
+                "lakescore_airflow.callbacks.deadline_missed",
+                kwargs={
+                    "job": job.name,
+                    "deadline": str(job.schedule.deadline),
+                    "conf_dir": conf_dir,
+                },
+            ),
+        )
+    schedule: Any = (
+        [feature_asset(job)] if job.schedule.cron == "feature_asset" else job.schedule.cron
+    )
+    with DAG(
+        dag_id=f"score_{job.name}",
+        description=job.description or f"score {job.features.table} with {job.model.reference}",
+        doc_md=_doc_md(job, platform),
+        schedule=schedule,
+        start_date=datetime.combine(job.schedule.start_date, time(), tzinfo=UTC),
+        catchup=job.schedule.catchup,
+        max_active_runs=settings.max_active_runs,
+        tags=[*platform.airflow.dag_tags, *job.tags],
+        deadline=deadline,
+        params={
+            "ds": Param(
+                None,
+                type=["null", "string"],
+                pattern=DS_PATTERN,
+                description="Partition to score (YYYY-MM-DD). Default: the run's logical date.",
+            ),
+            "model_version": Param(
+                None,
+                type=["null", "integer"],
+                minimum=1,
+                description="Pin a model version (wins over the configured alias).",
+            ),
+        },
+        default_args={
+            "owner": job.owner,
+            "retries": settings.retries,
+            "retry_delay": settings.retry_delay,
+            "retry_exponential_backoff": settings.retry_exponential_backoff,
+            "max_retry_delay": settings.max_retry_delay,
+        },
+    ) as dag:
+        ds = "{{ ti.xcom_pull(task_ids='resolve_partition') }}"
+        common = {"job_name": job.name, "conf_dir": conf_dir}
+        resolve_partition = ResolvePartitionOperator(
+            task_id="resolve_partition", retries=0, on_failure_callback=on_failure, **common
+        )
+        wait = FeaturePartitionSensor(
+            task_id="wait_for_partition",
+            ds=ds,
+            timeout=settings.wait_timeout.total_seconds(),
+            poke_interval=settings.wait_poke_interval.total_seconds(),
+            retries=0,
+            on_failure_callback=on_failure,
+            **common,
+        )
+        resolve_model = ResolveModelOperator(
+            task_id="resolve_model",
+            ds=ds,
+            model_version="{{ params.model_version if params.model_version else '' }}",
+            on_failure_callback=on_failure,
+            **common,
+        )
+        score = ScorePartitionOperator(
+            task_id="score_and_publish",
+            ds=ds,
+            model_version="{{ ti.xcom_pull(task_ids='resolve_model') }}",
+            profile=job.spark_profile or platform.spark.default_profile,
+            conn_prefix=platform.airflow.spark_conn_prefix,
+            pool=platform.airflow.spark_pool,
+            execution_timeout=settings.score_timeout,
+            outlets=[prediction_asset(job)],
+            **common,
+        )
+        record = RecordLineageOperator(task_id="record_lineage", ds=ds, retries=1, **common)
+        resolve_partition >> wait >> resolve_model >> score >> record
+    return dag
+
+
+def build_scoring_dags(conf_dir: str | None = None) -> dict[str, DAG]:
+    """Every job's DAG, keyed by dag id. Raises on the first broken config (file + key)."""
+    platform = load_platform(conf_dir)
+    dags = {}
+    for name in list_job_names(platform.conf_dir):
+        job = load_job(name, platform=platform)
+        dag = build_dag(job, platform, conf_dir)
+        dags[dag.dag_id] = dag
+    return dags

@@ -1,0 +1,336 @@
+"""Airflow operators of a scoring DAG. Each is thin: it hands the work to the lakescore library
+(the same code the CLI runs), so tests exercise that code directly.
+
+Bad input (a malformed ``ds``, an unknown conf key, an unknown model alias, a signature that
+does not match the feature table) raises :class:`AirflowFailException`: retrying cannot fix
+it, so the task fails at once with the library's one-line message. Anything else (registry
+unreachable, Spark failure) raises normally and gets the job's retries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+
+from lakescore.errors import BadInputError
+
+# dag_run.conf keys a run accepts; anything else fails the run before anything is read.
+RUN_CONF_KEYS = ("ds", "model_version")
+SCORE_ENTRY_POINT = Path(__file__).resolve().parents[2] / "jobs" / "score.py"
+
+
+def _load(job_name: str, conf_dir: str | None) -> tuple[Any, Any]:
+    from lakescore.config import load_job, load_platform
+
+    platform = load_platform(conf_dir)
+    return platform, load_job(job_name, platform=platform)
+
+
+def partition_for_run(
+    conf: dict[str, Any],
+    logical_date: datetime | None,
+    run_after: datetime | None,
+    offset_days: int,
+    *,
+    job: str,
+) -> date:
+    """The partition a DAG run scores.
+
+    ``conf["ds"]`` when the run was triggered with one (backfills by hand); otherwise the
+    run's logical date (scheduled runs, ``airflow backfill create``), or ``run_after`` for a
+    manual trigger without a logical date; shifted by ``partition_offset_days``.
+    """
+    from lakescore.tables import parse_partition_date
+
+    unknown = sorted(set(conf) - set(RUN_CONF_KEYS))
+    if unknown:
+        raise BadInputError(
+            f"unknown key(s) {unknown} in the run's conf (allowed: {', '.join(RUN_CONF_KEYS)})",
+            job=job,
+            key=unknown[0],
+        )
+    if conf.get("ds") not in (None, ""):
+        return parse_partition_date(str(conf["ds"]), job=job)
+    moment = logical_date or run_after
+    if moment is None:
+        raise BadInputError("the run has neither conf.ds nor a logical date", job=job, key="ds")
+    return parse_partition_date(moment.date() + timedelta(days=offset_days), job=job)
+
+
+class ResolvePartitionOperator(BaseOperator):
+    """Decide and validate the run's partition; push it (``YYYY-MM-DD``) as the XCom."""
+
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, job_name: str, conf_dir: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+        self.conf_dir = conf_dir
+
+    def execute(self, context: Any) -> str:
+        _, job = _load(self.job_name, self.conf_dir)
+        dag_run = context["dag_run"]
+        try:
+            ds = partition_for_run(
+                dict(dag_run.conf or {}),
+                dag_run.logical_date,
+                getattr(dag_run, "run_after", None),
+                job.schedule.partition_offset_days,
+                job=job.name,
+            )
+        except BadInputError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "job %s: this run scores partition %s=%s", job.name, job.features.partition_column, ds
+        )
+        return ds.isoformat()
+
+
+class FeaturePartitionSensor(BaseSensorOperator):
+    """Wait (reschedule mode: no worker slot held) until the feature partition exists.
+
+    Reads only the Delta log with delta-rs: no JVM, no data files.
+    """
+
+    template_fields: Sequence[str] = ("ds",)
+    ui_color = "#fdf6e3"
+
+    def __init__(
+        self, *, job_name: str, ds: str, conf_dir: str | None = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        super().__init__(**kwargs)
+        self.job_name = job_name
+        self.ds = ds
+        self.conf_dir = conf_dir
+
+    def poke(self, context: Any) -> bool:
+        from lakescore import tables
+
+        _, job = _load(self.job_name, self.conf_dir)
+        day = tables.parse_partition_date(self.ds, job=job.name)
+        if not tables.table_exists(job.features.table):
+            self.log.info("feature table %s does not exist yet", job.features.table)
+            return False
+        info = tables.partition_info(job.features.table, job.features.partition_column, day)
+        self.log.info(
+            "feature partition %s=%s of %s: %d files, %s rows (table version %d)",
+            job.features.partition_column,
+            day,
+            job.features.table,
+            info.files,
+            "?" if info.rows is None else f"{info.rows:,}",
+            info.version,
+        )
+        return info.files > 0
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout:
+            raise AirflowSensorTimeout(
+                f"job {self.job_name!r}: feature partition {self.ds} did not appear within "
+                f"{timedelta(seconds=self.timeout)}; nothing was scored or published"
+            ) from None
+
+
+class ResolveModelOperator(BaseOperator):
+    """``name@alias`` -> one pinned version for the whole run (a conf ``model_version`` wins),
+    checked against the feature table's schema. The version is the XCom."""
+
+    template_fields: Sequence[str] = ("ds", "model_version")
+    ui_color = "#eef7ee"
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        ds: str,
+        model_version: str | int | None = None,
+        conf_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+        self.ds = ds
+        self.model_version = model_version
+        self.conf_dir = conf_dir
+
+    def execute(self, context: Any) -> int:
+        from lakescore import tables
+        from lakescore.models import check_signature, resolve_model_version
+
+        platform, job = _load(self.job_name, self.conf_dir)
+        pinned = _optional_int(self.model_version)
+        try:
+            model = resolve_model_version(platform, job.model, pinned, job=job.name)
+            schema = tables.table_columns(job.features.table)
+            explicit = job.features.columns if isinstance(job.features.columns, list) else None
+            check_signature(model, schema, explicit, job=job.name, table=job.features.table)
+        except BadInputError as exc:
+            raise AirflowFailException(str(exc.with_context(ds=self.ds))) from None
+        self.log.info(
+            "job %s, partition %s: %s resolved to version %d (run %s)",
+            job.name,
+            self.ds,
+            job.model.reference if pinned is None else f"pinned v{pinned}",
+            model.version,
+            model.run_id,
+        )
+        return model.version
+
+
+def _optional_int(value: Any) -> int | None:
+    if value in (None, "", "None", "null"):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise AirflowFailException(f"model_version must be an integer, got {value!r}") from None
+
+
+class ScorePartitionOperator(SparkSubmitOperator):
+    """``spark-submit jobs/score.py --job J --ds D --model-version N`` with the Spark conf of
+    the job's profile (the same :func:`lakescore.spark.spark_conf` the CLI session uses).
+
+    The master comes from the Airflow connection ``<spark_conn_prefix><profile>``; when the
+    deployment defines none, the profile's master is used. The score job writes the lineage
+    row itself, with this task's Airflow ids (spark-submit inherits ``AIRFLOW_CTX_*``).
+    """
+
+    ui_color = "#fbe9e7"
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        ds: str,
+        model_version: str,
+        profile: str,
+        conn_prefix: str,
+        conf_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        args = ["--job", job_name, "--ds", ds, "--model-version", model_version]
+        if conf_dir:
+            args += ["--conf", conf_dir]
+        super().__init__(
+            application=str(SCORE_ENTRY_POINT),
+            application_args=args,
+            conn_id=f"{conn_prefix}{profile}",
+            name=f"lakescore-{job_name}",
+            **kwargs,
+        )
+        self.job_name = job_name
+        self.profile = profile
+        self.conf_dir = conf_dir
+
+    def execute(self, context: Any) -> None:
+        from lakescore.spark import spark_conf
+
+        platform, _ = _load(self.job_name, self.conf_dir)
+        conf = spark_conf(platform, self.profile)
+        master = conf.pop("spark.master")
+        self.jars = conf.pop("spark.jars")
+        self.conf = {**conf, **(self.conf or {})}
+        conn_env = f"AIRFLOW_CONN_{self._conn_id.upper()}"
+        if conn_env not in os.environ:
+            os.environ[conn_env] = json.dumps({"conn_type": "spark", "host": master})
+        # spark-submit and the driver's Python must be this environment's.
+        bin_dir = str(Path(sys.executable).parent)
+        if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        if self.conf_dir:
+            os.environ.setdefault("LAKESCORE_CONF", self.conf_dir)
+        try:
+            super().execute(context)
+        except Exception as exc:
+            # The score job exits 2 for bad input (see lakescore.cli): retrying cannot help.
+            if "Error code is: 2." in str(exc):
+                raise AirflowFailException(
+                    f"job {self.job_name!r}: the scoring job rejected its input (exit code 2); "
+                    "its one-line error is at the end of the spark-submit log above and in the "
+                    "lineage table"
+                ) from None
+            raise
+
+
+class RecordLineageOperator(BaseOperator):
+    """Confirm the run's lineage row (written by the scoring job) and log its summary.
+
+    Fails if the scoring task succeeded but no lineage row says so: lineage must never be
+    silently missing.
+    """
+
+    template_fields: Sequence[str] = ("ds",)
+    ui_color = "#f3e5f5"
+
+    def __init__(
+        self, *, job_name: str, ds: str, conf_dir: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+        self.ds = ds
+        self.conf_dir = conf_dir
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from lakescore.lineage import find_lineage
+
+        platform, job = _load(self.job_name, self.conf_dir)
+        dag_run = context["dag_run"]
+        rows = find_lineage(
+            platform.lineage_table,
+            job=job.name,
+            airflow_dag_id=dag_run.dag_id,
+            airflow_run_id=dag_run.run_id,
+            status="succeeded",
+        )
+        if not rows:
+            raise AirflowFailException(
+                f"job {job.name!r}, partition {self.ds}: no succeeded lineage row for dag run "
+                f"{dag_run.run_id} in {platform.lineage_table}"
+            )
+        row = rows[-1]
+        summary = {
+            key: row[key]
+            for key in (
+                "run_id",
+                "ds",
+                "input_version",
+                "input_rows",
+                "model_name",
+                "model_version",
+                "output_table",
+                "output_version",
+                "output_rows",
+                "duration_s",
+                "rows_per_s",
+                "executor_seconds",
+                "spark_app_id",
+            )
+        }
+        summary["ds"] = str(summary["ds"])
+        self.log.info(
+            "published %s rows of %s=%s with %s v%s -> %s version %s in %.1fs (%s rows/s)",
+            f"{row['output_rows']:,}",
+            job.features.partition_column,
+            row["ds"],
+            row["model_name"],
+            row["model_version"],
+            row["output_table"],
+            row["output_version"],
+            row["duration_s"] or 0.0,
+            f"{row['rows_per_s'] or 0:,.0f}",
+        )
+        return summary
