@@ -18,9 +18,12 @@ help: ## list the targets
 demo: install ## install, build the demo world, score it, print where to look (embedded defaults)
 	$(VENV)/bin/lakescore demo
 
-test: install ## install what tests need and run the whole suite (ruff first)
+test: install system-deps ## install what tests need and run the whole suite (ruff first)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
+
+airflow: install ## start a local Airflow (standalone, SQLite) with the demo DAGs; prints URL + login
+	$(VENV)/bin/lakescore airflow
 
 lint: install ## ruff check + format check
 	$(VENV)/bin/ruff check .
@@ -47,11 +50,23 @@ lock: $(UV) ## re-resolve uv.lock after changing pyproject.toml
 var/jars/.installed: jobs/jvm/pom.xml
 	rm -rf var/jars
 	mvn -q -B -f jobs/jvm/pom.xml dependency:copy-dependencies \
-	    -DoutputDirectory=$(CURDIR)/var/jars -DincludeGroupIds=io.delta,io.unitycatalog
-	@ls var/jars/delta-spark_*.jar >/dev/null
+	    -DoutputDirectory=$(CURDIR)/var/jars -DincludeGroupIds=io.delta,io.unitycatalog,io.openlineage
+	@ls var/jars/delta-spark_*.jar var/jars/openlineage-spark_*.jar >/dev/null
 	@touch $@
 
 jars: var/jars/.installed ## fetch the Spark-side JVM jars into var/jars
+
+# Debian packages the integration tests use: PostgreSQL 15 (a real Airflow metadata DB) and
+# headless Chromium (the UI test). Installed only when missing (CI runs as root).
+system-deps: ## apt-get install PostgreSQL and Chromium when missing (tests need them)
+	@missing=""; \
+	[ -x /usr/lib/postgresql/15/bin/initdb ] || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 clean-demo: ## delete the demo's tables, registry and caches (keeps the installs)
 	rm -rf var/warehouse var/mlflow var/models
@@ -59,4 +74,4 @@ clean-demo: ## delete the demo's tables, registry and caches (keeps the installs
 clean: ## delete everything make created
 	rm -rf $(VENV) .tools var
 
-.PHONY: help demo test lint fmt install lock jars clean-demo clean
+.PHONY: help demo test airflow lint fmt install lock jars system-deps clean-demo clean

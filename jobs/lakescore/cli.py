@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lakescore.errors import BadInputError, LakescoreError
@@ -33,6 +34,9 @@ examples:
   lakescore history --job churn --limit 3 --json""",
     "jobs": """examples:
   lakescore jobs           # every conf/jobs/*.yaml, checked""",
+    "airflow": """examples:
+  lakescore airflow                 # UI on http://localhost:8080, login printed when ready
+  lakescore airflow --port 8090""",
 }
 
 
@@ -89,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=20)
 
     command("jobs", "List the configured jobs and check their config.")
+
+    airflow = command(
+        "airflow", "Start a local Airflow (standalone, SQLite) with the lakescore DAGs."
+    )
+    airflow.add_argument("--home", help="AIRFLOW_HOME (default: <var>/airflow)")
+    airflow.add_argument(
+        "--port", type=int, default=8080, help="API server / UI port (default 8080)"
+    )
     return parser
 
 
@@ -294,12 +306,64 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_airflow(args: argparse.Namespace) -> int:
+    import contextlib
+    import os
+    import signal
+    import subprocess
+
+    from lakescore.airflow_local import admin_password, airflow_bin, airflow_env, prepare
+
+    platform = _platform(args)
+    home = Path(args.home or Path(platform.var_dir) / "airflow").resolve()
+    env = airflow_env(
+        home,
+        conf_dir=platform.conf_dir,
+        extra={
+            "AIRFLOW__API__PORT": str(args.port),
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{args.port}",
+        },
+    )
+    err = _console()
+    err.print(f"preparing Airflow in {home} (metadata DB, pool {platform.airflow.spark_pool})")
+    prepare(env)
+    process = subprocess.Popen([airflow_bin(), "standalone"], env=env, start_new_session=True)
+
+    def stop_airflow(signum: int, _frame: object) -> None:
+        # standalone runs in its own process group: stop all of it, not just this process.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop_airflow)
+    signal.signal(signal.SIGHUP, stop_airflow)
+    try:
+        for _ in range(240):
+            password = admin_password(home)
+            if password or process.poll() is not None:
+                break
+            time.sleep(0.5)
+        if password:
+            err.print(
+                f"[bold green]Airflow is starting[/]: http://localhost:{args.port}  "
+                f"login [bold]admin[/] / [bold]{password}[/] (also in "
+                f"{home / 'simple_auth_manager_passwords.json.generated'}); Ctrl-C stops it"
+            )
+        return process.wait()
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        return 0
+
+
 COMMANDS = {
     "score": cmd_score,
     "sql": cmd_sql,
     "history": cmd_history,
     "jobs": cmd_jobs,
     "demo": cmd_demo,
+    "airflow": cmd_airflow,
 }
 
 

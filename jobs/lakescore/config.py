@@ -137,6 +137,25 @@ class TableSettings(_Strict):
     staging: str = "_staging"
 
 
+class OpenLineageSpec(_Strict):
+    """OpenLineage from the Spark side (the openlineage-spark listener; Airflow's provider is
+    configured the usual way, ``AIRFLOW__OPENLINEAGE__TRANSPORT``)."""
+
+    spark_listener: bool = True
+    namespace: str = "lakescore"
+    transport: Literal["file", "http", "console"] = "file"
+    # file transport: one JSON event per line
+    file: str = "var/openlineage/spark-events.jsonl"
+    # http transport: e.g. a Marquez endpoint
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _http_needs_url(self) -> OpenLineageSpec:
+        if self.transport == "http" and not self.url:
+            raise ValueError("transport 'http' needs 'url'")
+        return self
+
+
 class AirflowPlatformSpec(_Strict):
     """Airflow-side settings shared by every job's DAG."""
 
@@ -157,6 +176,7 @@ class PlatformConfig(_Strict):
     spark: SparkSettings
     tables: TableSettings = TableSettings()
     airflow: AirflowPlatformSpec = AirflowPlatformSpec()
+    openlineage: OpenLineageSpec = OpenLineageSpec()
     var_dir: str = "var"
     # set by the loader, not by the file
     conf_dir: str = ""
@@ -280,6 +300,15 @@ class AirflowJobSpec(_Strict):
     @classmethod
     def _durations(cls, value: Any) -> Any:
         return parse_duration(value)
+
+    @field_validator("wait_poke_interval")
+    @classmethod
+    def _poke_not_too_short(cls, value: timedelta) -> timedelta:
+        # A reschedule-mode sensor re-queued before the scheduler processed its previous poke
+        # is marked failed by Airflow 3.3 (apache/airflow#71172): keep pokes >= 30 s apart.
+        if value < timedelta(seconds=30):
+            raise ValueError("must be at least 30s (Airflow marks faster reschedule pokes failed)")
+        return value
 
 
 class ValidationSpec(_Strict):
@@ -435,6 +464,9 @@ def load_platform(conf_dir: str | Path | None = None) -> PlatformConfig:
     updates = {
         "warehouse": _absolute(platform.warehouse, root),
         "var_dir": _absolute(platform.var_dir, root),
+        "openlineage": platform.openlineage.model_copy(
+            update={"file": _absolute(platform.openlineage.file, root)}
+        ),
         "spark": platform.spark.model_copy(
             update={"jars_dir": _absolute(platform.spark.jars_dir, root)}
         ),

@@ -11,6 +11,7 @@ matches the feature table), so bad input fails in seconds without starting Spark
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -382,21 +383,24 @@ def _ensure_prediction_table(spark: SparkSession, job: ScoringJob, key_fields: l
 
 
 def _ship_model(spark: SparkSession, model_dir: Path, model: ResolvedModel) -> str | None:
-    """Executors on other hosts get the model through SparkContext.addFile; local mode reads
-    the driver's copy directly."""
+    """Executors on other hosts get the model as a zip through ``SparkContext.addArchive``
+    (Spark unpacks it; ``SparkFiles.get(name)`` is the folder). Local mode reads the driver's
+    copy directly. (``addFile(dir, recursive=True)`` is refused for local folders on a cluster.)"""
     sc = spark.sparkContext
     if sc.master.startswith("local"):
         return None
-    name = model_dir.name if model_dir.name.startswith("lakescore-model") else None
-    shipped = model_dir.parent / f"lakescore-model-{model.name}-v{model.version}"
-    if name is None and not shipped.exists():
-        shutil.copytree(model_dir, shipped)
+    archive = model_dir.parent / f"lakescore-model-{model.name}-v{model.version}.zip"
+    if not archive.exists():
+        partial = shutil.make_archive(
+            str(archive.with_suffix("")) + ".partial", "zip", root_dir=model_dir
+        )
+        os.replace(partial, archive)
     try:
-        sc.addFile(str(shipped), recursive=True)
-    except Exception as exc:  # the same directory added earlier in this session
+        sc.addArchive(str(archive))
+    except Exception as exc:  # the same archive added earlier in this session
         if "already" not in str(exc).lower():
             raise
-    return shipped.name
+    return archive.name
 
 
 def _split_for_parallelism(spark: SparkSession, partition_bytes: int) -> None:

@@ -57,7 +57,30 @@ def spark_conf(platform: PlatformConfig, profile: str | None = None) -> dict[str
         **resolved.conf,
         **REQUIRED_CONF,
     }
+    conf.update(openlineage_conf(platform, conf["spark.jars"]))
     conf["spark.master"] = resolved.master or "local[2]"
+    return conf
+
+
+def openlineage_conf(platform: PlatformConfig, jars: str) -> dict[str, str]:
+    """The openlineage-spark listener's settings, when enabled and its jar was fetched.
+
+    Under Airflow, the Spark provider adds the parent job (the Airflow task run) so Spark's
+    events join the Airflow run.
+    """
+    spec = platform.openlineage
+    if not spec.spark_listener or "openlineage-spark" not in jars:
+        return {}
+    conf = {
+        "spark.extraListeners": "io.openlineage.spark.agent.OpenLineageSparkListener",
+        "spark.openlineage.namespace": spec.namespace,
+        "spark.openlineage.transport.type": spec.transport,
+    }
+    if spec.transport == "file":
+        Path(spec.file).parent.mkdir(parents=True, exist_ok=True)
+        conf["spark.openlineage.transport.location"] = spec.file
+    elif spec.transport == "http" and spec.url:
+        conf["spark.openlineage.transport.url"] = spec.url
     return conf
 
 

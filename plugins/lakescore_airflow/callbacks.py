@@ -74,7 +74,8 @@ def record_task_failure(context: Any, *, job_name: str, conf_dir: str | None = N
             status="failed",
             action="score",
             error_class=type(exc).__name__ if exc else "TaskFailed",
-            error=f"task {ti.task_id} failed: {exc}",
+            error=f"task {ti.task_id} failed: "
+            + (str(exc) if exc else "marked failed by Airflow (see the task's log)"),
             airflow={
                 "dag_id": dag_run.dag_id,
                 "run_id": dag_run.run_id,

@@ -223,6 +223,7 @@ class ScorePartitionOperator(SparkSubmitOperator):
         args = ["--job", job_name, "--ds", ds, "--model-version", model_version]
         if conf_dir:
             args += ["--conf", conf_dir]
+        kwargs.setdefault("openlineage_inject_parent_job_info", True)
         super().__init__(
             application=str(SCORE_ENTRY_POINT),
             application_args=args,
@@ -255,6 +256,7 @@ class ScorePartitionOperator(SparkSubmitOperator):
             os.environ.setdefault("LAKESCORE_CONF", self.conf_dir)
         try:
             super().execute(context)
+            self._published = self._lineage_of_this_attempt(context)
         except Exception as exc:
             # The score job exits 2 for bad input (see lakescore.cli): retrying cannot help.
             if "Error code is: 2." in str(exc):
@@ -264,6 +266,87 @@ class ScorePartitionOperator(SparkSubmitOperator):
                     "lineage table"
                 ) from None
             raise
+
+    _published: dict[str, Any] | None = None
+
+    def _lineage_of_this_attempt(self, context: Any) -> dict[str, Any] | None:
+        from lakescore.lineage import find_lineage
+
+        platform, job = _load(self.job_name, self.conf_dir)
+        ti = context["ti"]
+        rows = find_lineage(
+            platform.lineage_table,
+            job=job.name,
+            airflow_run_id=ti.run_id,
+            airflow_task_id=ti.task_id,
+            airflow_try_number=ti.try_number,
+            status="succeeded",
+        )
+        return rows[-1] if rows else None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: feature table in, prediction table out (with their Delta versions),
+        and the pinned model as a run facet.
+
+        Uses what ``execute`` read from the lineage table: the OpenLineage listener calls
+        this in a forked process, where delta-rs (a tokio runtime) must not be used again.
+        """
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import InputDataset, OutputDataset
+        from openlineage.client.facet_v2 import dataset_version_dataset
+
+        _, job = _load(self.job_name, self.conf_dir)
+        row = self._published or {}
+
+        def version_facet(version: Any) -> dict[str, Any]:
+            if version is None:
+                return {}
+            return {"version": dataset_version_dataset.DatasetVersionDatasetFacet(str(version))}
+
+        return OperatorLineage(
+            inputs=[
+                InputDataset(
+                    "file", job.features.table, facets=version_facet(row.get("input_version"))
+                )
+            ],
+            outputs=[
+                OutputDataset(
+                    "file", job.output.table, facets=version_facet(row.get("output_version"))
+                )
+            ],
+            run_facets={
+                "lakescore_model": model_run_facet(
+                    name=job.model.name,
+                    version=row.get("model_version"),
+                    alias=row.get("model_alias"),
+                    model_run_id=row.get("model_run_id"),
+                    lakescore_run_id=row.get("run_id"),
+                )
+            },
+        )
+
+
+def model_run_facet(**fields: Any) -> Any:
+    """A custom OpenLineage run facet carrying the pinned model version of the run."""
+    import attrs
+    from openlineage.client.facet_v2 import RunFacet
+
+    global _ModelRunFacet
+    if _ModelRunFacet is None:
+
+        @attrs.define
+        class LakescoreModelRunFacet(RunFacet):
+            name: str
+            version: int | None = None
+            alias: str | None = None
+            model_run_id: str | None = None
+            lakescore_run_id: str | None = None
+
+        _ModelRunFacet = LakescoreModelRunFacet
+    return _ModelRunFacet(**fields)
+
+
+_ModelRunFacet: Any = None
 
 
 class RecordLineageOperator(BaseOperator):
