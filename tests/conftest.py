@@ -35,6 +35,29 @@ class World:
     def write_job(self, name: str, body: str) -> None:
         (self.conf_dir / "jobs" / f"{name}.yaml").write_text(textwrap.dedent(body))
 
+    def variant_job(self, name: str, transform, extra_yaml: str = "") -> None:
+        """A copy of the churn feature table changed by ``transform`` (pyarrow Table ->
+        Table), registered as job ``name`` with its own prediction table."""
+        from deltalake import write_deltalake
+
+        from lakescore import tables
+
+        source = tables.read_table(self.job().features.table)
+        write_deltalake(
+            str(self.root / "warehouse" / "features" / name),
+            transform(source),
+            partition_by=["ds"],
+            mode="overwrite",
+            schema_mode="overwrite",
+        )
+        self.write_job(
+            name,
+            f"name: {name}\n"
+            f"model: {{name: {self.model_name}, alias: champion}}\n"
+            f"features: {{table: features/{name}, entity_keys: [customer_id]}}\n"
+            f"output: {{table: scores/{name}}}\n" + textwrap.dedent(extra_yaml),
+        )
+
 
 PLATFORM_YAML = """\
 warehouse: {root}/warehouse

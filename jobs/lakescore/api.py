@@ -78,7 +78,7 @@ def connect(platform: PlatformConfig | None = None) -> duckdb.DuckDBPyConnection
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     )
     con.execute("LOAD ?".replace("?", _quote(duckdb_extension_path())))
-    views = {"lineage": platform.lineage_table}
+    views = {"lineage": platform.lineage_table, "metrics": platform.metrics_table}
     for name in list_job_names(platform.conf_dir):
         try:
             spec = load_job(name, platform=platform)

@@ -25,7 +25,7 @@ EXAMPLES = {
     "demo": """examples:
   lakescore demo                      # 5 days x 200,000 customers, then two analyst queries
   lakescore demo --days 2 --rows 50000""",
-    "sql": """views: scores_<job>, features_<job>, lineage (DuckDB over the Delta tables, no JVM)
+    "sql": """views: scores_<job>, features_<job>, lineage, metrics (DuckDB over the Delta tables, no JVM)
 examples:
   lakescore sql "select ds, count(*), avg(score) from scores_churn group by ds order by ds"
   lakescore sql "select * from lineage where job = 'churn' order by started_at desc limit 5" --json""",
@@ -37,6 +37,12 @@ examples:
     "airflow": """examples:
   lakescore airflow                 # UI on http://localhost:8080, login printed when ready
   lakescore airflow --port 8090""",
+    "report": """writes one self-contained HTML page (runs, score histogram vs training baseline,
+PSI over time, rows per partition, validation) from the lineage and metrics tables (no JVM)
+examples:
+  lakescore report --job churn                        # -> <warehouse>/_reports/churn/index.html
+  lakescore report --job churn --out /tmp/churn.html
+  lakescore report --job churn --json                 # {"path": "..."}""",
 }
 
 
@@ -100,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     airflow.add_argument("--home", help="AIRFLOW_HOME (default: <var>/airflow)")
     airflow.add_argument(
         "--port", type=int, default=8080, help="API server / UI port (default 8080)"
+    )
+
+    report = command("report", "Write a job's HTML report (runs, score drift, validation).")
+    report.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
+    report.add_argument(
+        "--out", help="output file (default: <reports root>/<job>/index.html in the warehouse)"
     )
     return parser
 
@@ -357,6 +369,17 @@ def cmd_airflow(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from lakescore.report import write_job_report
+
+    path = write_job_report(_platform(args), args.job, args.out)
+    if args.json:
+        print(json.dumps({"path": str(path)}))
+    else:
+        print(path)
+    return 0
+
+
 COMMANDS = {
     "score": cmd_score,
     "sql": cmd_sql,
@@ -364,6 +387,7 @@ COMMANDS = {
     "jobs": cmd_jobs,
     "demo": cmd_demo,
     "airflow": cmd_airflow,
+    "report": cmd_report,
 }
 
 

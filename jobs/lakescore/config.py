@@ -134,7 +134,10 @@ class MlflowSettings(_Strict):
 
 class TableSettings(_Strict):
     lineage: str = "lakescore/lineage"
+    metrics: str = "lakescore/metrics"
     staging: str = "_staging"
+    reports: str = "_reports"
+    rejects: str = "rejects"
 
 
 class OpenLineageSpec(_Strict):
@@ -188,6 +191,17 @@ class PlatformConfig(_Strict):
     @property
     def staging_root(self) -> str:
         return table_uri(self, self.tables.staging)
+
+    @property
+    def metrics_table(self) -> str:
+        return table_uri(self, self.tables.metrics)
+
+    @property
+    def reports_root(self) -> str:
+        return table_uri(self, self.tables.reports)
+
+    def rejects_table(self, job: str) -> str:
+        return table_uri(self, f"{self.tables.rejects}/{job}")
 
 
 # --------------------------------------------------------------------------- jobs
@@ -311,8 +325,74 @@ class AirflowJobSpec(_Strict):
         return value
 
 
+class DeclaredExpectation(_Strict):
+    """A row-level rule on one feature column; becomes a Great Expectations expectation (and,
+    for quarantine, the same rule as a Spark predicate)."""
+
+    column: str
+    min: float | None = None
+    max: float | None = None
+    values: list[Any] | None = None
+    not_null: bool = False
+    mostly: float = Field(default=1.0, gt=0.0, le=1.0)
+
+    @field_validator("column")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        return _check_identifier(value)
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> DeclaredExpectation:
+        if self.min is None and self.max is None and not self.values and not self.not_null:
+            raise ValueError("give at least one of min, max, values, not_null")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is above max")
+        return self
+
+
+class RowCountBand(_Strict):
+    """Rows of this partition relative to the previous partition of the feature table."""
+
+    min_ratio: float = Field(default=0.5, ge=0.0)
+    max_ratio: float = Field(default=2.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RowCountBand:
+        if self.min_ratio > self.max_ratio:
+            raise ValueError("min_ratio is above max_ratio")
+        return self
+
+
 class ValidationSpec(_Strict):
+    """Great Expectations on the feature partition before scoring.
+
+    Defaults need no writing: feature columns exist with a type the model accepts, entity keys
+    are not null and unique, the row count is within ``row_count_band`` of the previous
+    partition. ``expectations`` adds declared ranges/sets; ``suite`` adds a Great Expectations
+    suite JSON file (path relative to conf/).
+    """
+
+    enabled: bool = True
     policy: Literal["fail", "warn", "quarantine"] = "fail"
+    max_reject_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
+    row_count_band: RowCountBand | None = RowCountBand()
+    expectations: list[DeclaredExpectation] = Field(default_factory=list)
+    suite: str | None = None
+
+
+class MonitoringSpec(_Strict):
+    """Score drift: population stability index vs the previous partition and the training
+    baseline, over ``bins`` equal-width bins between audit.score_min and audit.score_max."""
+
+    bins: int = Field(default=10, ge=2, le=100)
+    psi_warn: float = Field(default=0.1, ge=0.0)
+    psi_fail: float | None = Field(default=0.25, ge=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringSpec:
+        if self.psi_fail is not None and self.psi_fail < self.psi_warn:
+            raise ValueError("psi_fail is below psi_warn")
+        return self
 
 
 class ScoringJob(_Strict):
@@ -328,6 +408,7 @@ class ScoringJob(_Strict):
     audit: AuditSpec = AuditSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     validation: ValidationSpec = ValidationSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
     airflow: AirflowJobSpec = AirflowJobSpec()
     spark_profile: str | None = None
     # set by the loader

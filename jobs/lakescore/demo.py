@@ -73,7 +73,7 @@ def generate_customers(rows: int, seed: int, drift: float = 0.0) -> dict[str, np
     return data
 
 
-def score_distribution(scores: np.ndarray, bins: int = 20) -> dict[str, object]:
+def score_distribution(scores: np.ndarray, bins: int = 100) -> dict[str, object]:
     """Fixed-bin histogram over [0, 1] plus quantiles: the baseline drift checks compare to."""
     counts, edges = np.histogram(scores, bins=bins, range=(0.0, 1.0))
     quantiles = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]

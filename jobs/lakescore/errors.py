@@ -81,3 +81,7 @@ class AuditFailure(ScoringFailure):
 
 class PublishConflict(ScoringFailure):
     """Another run published the same partition concurrently or more recently."""
+
+
+class DriftFailure(ScoringFailure):
+    """The score distribution drifted beyond the fail threshold; nothing was published."""

@@ -71,6 +71,10 @@ def lineage_schema() -> pa.Schema:
             pa.field("validation_evaluated", pa.int64()),
             pa.field("validation_failed", pa.int64()),
             pa.field("validation_report", pa.string()),
+            pa.field("rejected_rows", pa.int64()),
+            pa.field("drift_status", pa.string()),
+            pa.field("psi_previous", pa.float64()),
+            pa.field("psi_baseline", pa.float64()),
             pa.field("model_name", pa.string()),
             pa.field("model_version", pa.int64()),
             pa.field("model_alias", pa.string()),
@@ -88,5 +92,43 @@ def lineage_schema() -> pa.Schema:
             pa.field("user", pa.string()),
             pa.field("host", pa.string()),
             pa.field("details", pa.string()),
+        ]
+    )
+
+
+def rejects_columns() -> tuple[str, ...]:
+    """Added to the feature columns of a rejected row (rejects table, partitioned like the
+    feature table)."""
+    return ("failed_expectations", RUN_ID, "rejected_at")
+
+
+def metrics_schema() -> pa.Schema:
+    """One row per scored partition (published or refused): the score distribution and its
+    drift (PSI) against the previous published partition and the training baseline."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("job", pa.string(), nullable=False),
+            pa.field("ds", pa.date32(), nullable=False),
+            pa.field("role", pa.string(), nullable=False),  # "champion" (challengers later)
+            pa.field("model_name", pa.string()),
+            pa.field("model_version", pa.int64()),
+            pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("published", pa.bool_(), nullable=False),
+            pa.field("drift_status", pa.string(), nullable=False),  # ok | warn | fail
+            pa.field("rows", pa.int64()),
+            pa.field("mean", pa.float64()),
+            pa.field("std", pa.float64()),
+            pa.field("min", pa.float64()),
+            pa.field("max", pa.float64()),
+            pa.field("quantiles", pa.map_(pa.string(), pa.float64())),
+            pa.field("bin_edges", pa.list_(pa.float64())),
+            pa.field("bin_counts", pa.list_(pa.int64())),
+            pa.field("previous_ds", pa.date32()),
+            pa.field("psi_previous", pa.float64()),
+            pa.field("baseline_bin_counts", pa.list_(pa.int64())),
+            pa.field("psi_baseline", pa.float64()),
         ]
     )

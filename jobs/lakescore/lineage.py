@@ -97,6 +97,10 @@ class LineageRecord:
     validation_evaluated: int | None = None
     validation_failed: int | None = None
     validation_report: str | None = None
+    rejected_rows: int | None = None
+    drift_status: str | None = None
+    psi_previous: float | None = None
+    psi_baseline: float | None = None
     model_name: str | None = None
     model_version: int | None = None
     model_alias: str | None = None
@@ -150,22 +154,7 @@ def append_lineage(uri: str, records: list[LineageRecord]) -> None:
 
 
 def find_lineage(uri: str, **equals: Any) -> list[dict[str, Any]]:
-    """Lineage rows whose columns equal ``equals`` (delta-rs, filter pushed down), oldest first."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
+    """Lineage rows whose columns equal ``equals``, oldest first."""
     from lakescore import tables
 
-    if not tables.table_exists(uri):
-        return []
-    expression = None
-    for column, value in equals.items():
-        term = ds.field(column) == value
-        expression = term if expression is None else expression & term
-    rows = (
-        tables.read_table(uri).filter(expression)
-        if expression is not None
-        else tables.read_table(uri)
-    )
-    rows = rows.take(pc.sort_indices(rows, sort_keys=[("started_at", "ascending")]))
-    return rows.to_pylist()
+    return tables.select_rows(uri, sort_by="started_at", **equals)

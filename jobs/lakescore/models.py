@@ -227,8 +227,8 @@ def check_signature(
     missing = [c for c in wanted if c not in table_columns]
     if missing:
         raise BadInputError(
-            f"feature column(s) {missing} required by model {model.name} v{model.version} "
-            "are missing from the feature table",
+            f"expect_column_to_exist failed: feature column(s) {missing} required by model "
+            f"{model.name} v{model.version} are missing from the feature table",
             job=job,
             file=table,
             column=missing[0],
@@ -241,8 +241,8 @@ def check_signature(
             mistyped[name] = f"{name} is {table_columns[name]}, model expects {sig_type}"
     if mistyped:
         raise BadInputError(
-            f"feature column types do not match model {model.name} v{model.version}: "
-            + "; ".join(mistyped.values()),
+            "expect_column_values_to_be_in_type_list failed: feature column types do not "
+            f"match model {model.name} v{model.version}: " + "; ".join(mistyped.values()),
             job=job,
             file=table,
             column=next(iter(mistyped)),

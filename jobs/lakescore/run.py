@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakescore import layout, tables
 from lakescore.config import PlatformConfig, ScoringJob
-from lakescore.errors import BadInputError, LakescoreError, ScoringFailure
+from lakescore.errors import BadInputError, DriftFailure, LakescoreError, ScoringFailure
 from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 from lakescore.models import (
     ResolvedModel,
@@ -33,6 +33,7 @@ from lakescore.models import (
     download_model,
     resolve_model_version,
 )
+from lakescore.monitoring import append_metrics, metrics_row
 from lakescore.scoring import (
     audit_scores,
     require_clean_audit,
@@ -41,7 +42,7 @@ from lakescore.scoring import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 
 class ProgressReporter:
@@ -286,10 +287,18 @@ def _run(
         model_dir = download_model(platform, model, job=job.name)
         shipped = _ship_model(spark, model_dir, model)
 
+    source = tables.read_partition(spark, job.features.table, part_col, day, info.version)
+    input_rows = info.rows
+    rejects = None
+    if job.validation.enabled:
+        with stages("validate", f"Great Expectations on {part_col}={day}"):
+            source, rejects, input_rows = _validate(
+                spark, job, model, day, run_id, info, source, platform, record, progress
+            )
+
     scored_at = utcnow()
-    with stages("score", f"{info.rows if info.rows is not None else '?'} rows -> staging"):
+    with stages("score", f"{input_rows if input_rows is not None else '?'} rows -> staging"):
         _split_for_parallelism(spark, info.size_bytes)
-        source = tables.read_partition(spark, job.features.table, part_col, day, info.version)
         scored = score_features(source, model, str(model_dir), keys, features, shipped)
         out = with_prediction_columns(
             scored,
@@ -306,8 +315,8 @@ def _run(
 
     with stages("audit"):
         staged = spark.read.parquet(str(staging_dir))
-        expected = info.rows if info.rows is not None else source.count()
-        record.input_rows = expected
+        expected = input_rows if input_rows is not None else source.count()
+        record.input_rows = info.rows if info.rows is not None else expected
         audit = audit_scores(
             staged,
             expected_rows=expected,
@@ -324,6 +333,34 @@ def _run(
         require_clean_audit(audit, job=job.name, ds=day.isoformat())
         progress.stage(
             "audit", f"passed: {audit.rows} rows, mean score {audit.score_mean or 0:.4f}"
+        )
+
+    with stages("drift"):
+        drift = _assess_drift(staged, job, model, day, platform)
+        record.drift_status = drift.status
+        record.psi_previous = drift.psi_previous
+        record.psi_baseline = drift.psi_baseline
+        metrics = {
+            "run_id": run_id,
+            "job": job.name,
+            "ds": day,
+            "model_name": model.name,
+            "model_version": model.version,
+            "computed_at": utcnow(),
+        }
+        if drift.status == "fail":
+            append_metrics(platform.metrics_table, [metrics_row(drift, **metrics, published=False)])
+            raise DriftFailure(
+                "score drift above the fail threshold, nothing published: "
+                + "; ".join(drift.messages),
+                job=job.name,
+                ds=day.isoformat(),
+            )
+        progress.stage(
+            "drift",
+            f"{drift.status}: PSI vs previous {_fmt(drift.psi_previous)}, "
+            f"vs baseline {_fmt(drift.psi_baseline)}"
+            + (f" ({'; '.join(drift.messages)})" if drift.messages else ""),
         )
 
     with stages("publish", job.output.table):
@@ -350,6 +387,9 @@ def _run(
         record.output_version = version
         record.output_rows = audit.rows
         progress.stage("publish", f"{job.output.table} version {version}")
+        append_metrics(platform.metrics_table, [metrics_row(drift, **metrics, published=True)])
+        if rejects is not None:
+            _publish_rejects(spark, job, day, run_id, rejects, platform, txn_version, record)
 
     return RunResult(
         job=job.name,
@@ -364,6 +404,173 @@ def _run(
         output_table=job.output.table,
         output_version=version,
         seconds=(utcnow() - record.started_at).total_seconds(),
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _validate(
+    spark: SparkSession,
+    job: ScoringJob,
+    model: ResolvedModel,
+    day: date,
+    run_id: str,
+    info: tables.PartitionInfo,
+    source: DataFrame,
+    platform: PlatformConfig,
+    record: LineageRecord,
+    progress: ProgressReporter,
+) -> tuple[DataFrame, DataFrame | None, int | None]:
+    """Great Expectations on the partition (cached: validation and scoring read it once).
+
+    Returns the rows to score, the rejected rows (quarantine) and the rows expected out.
+    """
+    from pyspark import StorageLevel
+
+    from lakescore.validation import (
+        ValidationFailed,
+        build_rules,
+        split_rejects,
+        validate_partition,
+    )
+
+    previous = tables.previous_partition_rows(
+        job.features.table, job.features.partition_column, day, info.version
+    )
+    rules = build_rules(job, model, previous[1] if previous else None, platform.conf_dir)
+    source = source.persist(StorageLevel.MEMORY_AND_DISK)
+    tracker = spark.sparkContext.statusTracker()
+    jobs_before = len(tracker.getJobIdsForGroup(run_id))
+    outcome = validate_partition(
+        source,
+        rules,
+        job=job.name,
+        ds=day.isoformat(),
+        report_dir=Path(platform.reports_root) / job.name / day.isoformat() / run_id,
+    )
+    spark_jobs = len(tracker.getJobIdsForGroup(run_id)) - jobs_before
+    record.validation_evaluated = outcome.evaluated
+    record.validation_failed = outcome.failed
+    record.validation_report = outcome.data_docs or outcome.result_json
+    record.details["validation"] = {
+        "failures": outcome.failures,
+        "spark_jobs": spark_jobs,
+        "result_json": outcome.result_json,
+    }
+    policy = job.validation.policy
+    if outcome.failed and policy == "fail":
+        record.validation_status = "failed"
+        raise ValidationFailed(
+            f"validation failed, nothing published: {outcome.summary()} "
+            f"(report: {record.validation_report})",
+            job=job.name,
+            ds=day.isoformat(),
+        )
+    if policy == "quarantine":
+        not_row_level = [f["expectation"] for f in outcome.failures if not f["row_level"]]
+        if not_row_level:
+            record.validation_status = "failed"
+            raise ValidationFailed(
+                "validation failed on expectations that cannot be quarantined row by row, "
+                f"nothing published: {', '.join(not_row_level)}",
+                job=job.name,
+                ds=day.isoformat(),
+            )
+        # With no failures this is an empty rejects set: it clears earlier rejects of the day.
+        good, rejects = split_rejects(source, rules if outcome.failed else [])
+        rejects = rejects.persist(StorageLevel.MEMORY_AND_DISK)
+        rejected = rejects.count() if outcome.failed else 0
+        total = info.rows if info.rows is not None else source.count()
+        record.rejected_rows = rejected
+        fraction = rejected / total if total else 0.0
+        if fraction > job.validation.max_reject_fraction:
+            record.validation_status = "failed"
+            raise ValidationFailed(
+                f"{rejected} of {total} rows ({fraction:.2%}) failed row-level expectations, "
+                f"above max_reject_fraction {job.validation.max_reject_fraction:.2%}; nothing "
+                f"published: {outcome.summary()}",
+                job=job.name,
+                ds=day.isoformat(),
+            )
+        record.validation_status = "quarantined" if rejected else "passed"
+        progress.stage("validate", f"{rejected} rows quarantined: {outcome.summary()}")
+        return good, rejects, total - rejected
+    if outcome.failed:
+        record.validation_status = "warned"
+        progress.stage("validate", f"WARNING (policy warn, scoring anyway): {outcome.summary()}")
+    else:
+        record.validation_status = "passed"
+        progress.stage("validate", f"passed: {outcome.summary()} ({spark_jobs} Spark jobs)")
+    return source, None, info.rows
+
+
+def _assess_drift(
+    staged: DataFrame, job: ScoringJob, model: ResolvedModel, day: date, platform: PlatformConfig
+) -> Any:
+    from lakescore.models import BASELINE_ARTIFACT
+    from lakescore.monitoring import (
+        assess_drift,
+        load_baseline,
+        previous_published,
+        score_distribution,
+    )
+
+    distribution = score_distribution(
+        staged, job.audit.score_min, job.audit.score_max, job.monitoring.bins
+    )
+    artifact = model.tags.get("lakescore.baseline", BASELINE_ARTIFACT)
+    return assess_drift(
+        distribution,
+        previous=previous_published(platform.metrics_table, job.name, day),
+        baseline=load_baseline(model.run_id, artifact),
+        psi_warn=job.monitoring.psi_warn,
+        psi_fail=job.monitoring.psi_fail,
+    )
+
+
+def _publish_rejects(
+    spark: SparkSession,
+    job: ScoringJob,
+    day: date,
+    run_id: str,
+    rejects: DataFrame,
+    platform: PlatformConfig,
+    txn_version: int,
+    record: LineageRecord,
+) -> None:
+    """Replace partition ``day`` of the job's rejects table with this run's rejected rows."""
+    from pyspark.sql import functions as F
+
+    uri = platform.rejects_table(job.name)
+    rows = rejects.withColumn(layout.RUN_ID, F.lit(run_id)).withColumn(
+        "rejected_at", F.current_timestamp()
+    )
+    if not tables.table_exists(uri):
+        tables.ensure_table(
+            spark,
+            uri,
+            rows.schema,
+            job.features.partition_column,
+            f"lakescore rejects of job {job.name}",
+        )
+    tables.replace_partition(
+        rows,
+        uri,
+        job.features.partition_column,
+        day,
+        tables.CommitInfo(
+            run_id=run_id,
+            job=job.name,
+            ds=day,
+            model_name=record.model_name or "",
+            model_version=record.model_version or 0,
+            input_table=job.features.table,
+            input_version=record.input_version or 0,
+            rows=record.rejected_rows or 0,
+        ),
+        txn_version,
     )
 
 

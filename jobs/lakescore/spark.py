@@ -72,6 +72,10 @@ def openlineage_conf(platform: PlatformConfig, jars: str) -> dict[str, str]:
     if not spec.spark_listener or "openlineage-spark" not in jars:
         return {}
     conf = {
+        # The listener looks for connector extensions through java.security.SecureClassLoader;
+        # Java 17 refuses that reflective access unless the module is opened (else a warning
+        # with a stack trace on every Spark job).
+        "spark.driver.extraJavaOptions": "--add-opens=java.base/java.security=ALL-UNNAMED",
         "spark.extraListeners": "io.openlineage.spark.agent.OpenLineageSparkListener",
         "spark.openlineage.namespace": spec.namespace,
         "spark.openlineage.transport.type": spec.transport,

@@ -155,6 +155,31 @@ def partition_info(
     )
 
 
+def previous_partition_rows(
+    uri: str, partition_column: str, ds: date, version: int | None = None
+) -> tuple[date, int] | None:
+    """The latest partition before ``ds`` and its row count (Delta log stats), if any."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    actions = pa.table(_delta_table(uri, version).get_add_actions(flatten=True))
+    field = f"partition.{partition_column}"
+    if field not in actions.column_names or actions.num_rows == 0:
+        return None
+    values = actions[field]
+    if not pa.types.is_date(values.type):
+        values = pc.cast(values.cast(pa.string()), pa.date32())
+    earlier = pc.less(values, pa.scalar(ds, type=pa.date32()))
+    if not pc.any(earlier).as_py():
+        return None
+    latest = pc.max(pc.filter(values, earlier)).as_py()
+    mine = actions.filter(pc.equal(values, pa.scalar(latest, type=pa.date32())))
+    records = mine["num_records"]
+    if records.null_count:
+        return None
+    return latest, int(pc.sum(records).as_py() or 0)
+
+
 def read_table(
     uri: str,
     version: int | None = None,
@@ -187,6 +212,25 @@ def table_schema(uri: str, version: int | None = None) -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema(_delta_table(uri, version).schema().to_arrow())
+
+
+def select_rows(uri: str, *, sort_by: str, **equals: Any) -> list[dict[str, Any]]:
+    """Rows whose columns equal ``equals`` (filter pushed down by delta-rs), sorted ascending
+    by ``sort_by``; empty if the table does not exist."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds_mod
+
+    if not table_exists(uri):
+        return []
+    expression = None
+    for column, value in equals.items():
+        term = ds_mod.field(column) == value
+        expression = term if expression is None else expression & term
+    rows = read_table(uri)
+    if expression is not None:
+        rows = rows.filter(expression)
+    rows = rows.take(pc.sort_indices(rows, sort_keys=[(sort_by, "ascending")]))
+    return rows.to_pylist()
 
 
 def history(uri: str, limit: int | None = None) -> list[dict[str, Any]]:

@@ -256,7 +256,6 @@ class ScorePartitionOperator(SparkSubmitOperator):
             os.environ.setdefault("LAKESCORE_CONF", self.conf_dir)
         try:
             super().execute(context)
-            self._published = self._lineage_of_this_attempt(context)
         except Exception as exc:
             # The score job exits 2 for bad input (see lakescore.cli): retrying cannot help.
             if "Error code is: 2." in str(exc):
@@ -266,6 +265,10 @@ class ScorePartitionOperator(SparkSubmitOperator):
                     "lineage table"
                 ) from None
             raise
+        try:  # only feeds the OpenLineage facets: never fail a published run over it
+            self._published = self._lineage_of_this_attempt(context)
+        except Exception:
+            self.log.warning("could not read this attempt's lineage row", exc_info=True)
 
     _published: dict[str, Any] | None = None
 

@@ -1,0 +1,228 @@
+"""Score drift: the distribution of a partition's scores, and its population stability index
+(PSI) against the previous published partition and the model's training baseline.
+
+The histogram is computed by Spark over the staged output (one aggregation), PSI in plain
+numpy. Results go to the metrics table (:func:`lakescore.layout.metrics_schema`).
+
+PSI = sum_i (a_i - e_i) * ln(a_i / e_i) over bin proportions (empty bins count as 1e-4).
+Common reading: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 large shift.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from lakescore import layout
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+EPSILON = 1e-4
+
+
+def bin_edges(low: float, high: float, bins: int) -> list[float]:
+    step = (high - low) / bins
+    return [low + i * step for i in range(bins)] + [high]
+
+
+def psi(actual: list[int], expected: list[int]) -> float | None:
+    """Population stability index of two histograms over the same bins (None if either is
+    empty)."""
+    if len(actual) != len(expected):
+        raise ValueError("histograms have different bins")
+    total_a, total_e = sum(actual), sum(expected)
+    if total_a == 0 or total_e == 0:
+        return None
+    value = 0.0
+    for a, e in zip(actual, expected, strict=True):
+        pa_, pe = max(a / total_a, EPSILON), max(e / total_e, EPSILON)
+        value += (pa_ - pe) * math.log(pa_ / pe)
+    return value
+
+
+def rebin(edges_from: list[float], counts: list[int], edges_to: list[float]) -> list[int]:
+    """Move a (finer) histogram onto other bins: each source bin goes where its centre falls."""
+    out = [0] * (len(edges_to) - 1)
+    for i, count in enumerate(counts):
+        centre = (edges_from[i] + edges_from[i + 1]) / 2
+        for j in range(len(out)):
+            last = j == len(out) - 1
+            if edges_to[j] <= centre < edges_to[j + 1] or (last and centre == edges_to[-1]):
+                out[j] += count
+                break
+    return out
+
+
+@dataclass
+class ScoreDistribution:
+    rows: int
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    quantiles: dict[str, float]
+    bin_edges: list[float]
+    bin_counts: list[int]
+
+
+def score_distribution(scores: DataFrame, low: float, high: float, bins: int) -> ScoreDistribution:
+    """Count, mean, std, min, max, quantiles and a fixed-bin histogram of ``score``."""
+    from pyspark.sql import functions as F
+
+    score = F.col(layout.SCORE)
+    edges = bin_edges(low, high, bins)
+    width = (high - low) / bins
+    # bucket index 0..bins-1; the top edge belongs to the last bin
+    bucket = F.least(F.floor((score - F.lit(low)) / F.lit(width)).cast("int"), F.lit(bins - 1))
+    counts_expr = [F.sum((bucket == i).cast("long")).alias(f"b{i}") for i in range(bins)]
+    row = scores.agg(
+        F.count(score).alias("rows"),
+        F.avg(score).alias("mean"),
+        F.stddev_pop(score).alias("std"),
+        F.min(score).alias("min"),
+        F.max(score).alias("max"),
+        F.percentile_approx(score, list(QUANTILES), 10_000).alias("q"),
+        *counts_expr,
+    ).first()
+    assert row is not None
+    quantiles = {str(q): float(v) for q, v in zip(QUANTILES, row["q"] or [], strict=False)}
+    return ScoreDistribution(
+        rows=int(row["rows"]),
+        mean=row["mean"],
+        std=row["std"],
+        min=row["min"],
+        max=row["max"],
+        quantiles=quantiles,
+        bin_edges=edges,
+        bin_counts=[int(row[f"b{i}"] or 0) for i in range(bins)],
+    )
+
+
+@dataclass
+class DriftReport:
+    distribution: ScoreDistribution
+    previous_ds: date | None = None
+    psi_previous: float | None = None
+    baseline_bin_counts: list[int] | None = None
+    psi_baseline: float | None = None
+    status: str = "ok"
+    messages: list[str] = field(default_factory=list)
+
+    def worst_psi(self) -> float:
+        return max(
+            (p for p in (self.psi_previous, self.psi_baseline) if p is not None), default=0.0
+        )
+
+
+def assess_drift(
+    distribution: ScoreDistribution,
+    *,
+    previous: tuple[date, list[float], list[int]] | None,
+    baseline: dict[str, Any] | None,
+    psi_warn: float,
+    psi_fail: float | None,
+) -> DriftReport:
+    """PSI against the previous partition and the baseline, and the status thresholds give."""
+    report = DriftReport(distribution)
+    if previous is not None:
+        prev_ds, prev_edges, prev_counts = previous
+        if len(prev_edges) == len(distribution.bin_edges) and all(
+            math.isclose(a, b) for a, b in zip(prev_edges, distribution.bin_edges, strict=True)
+        ):
+            report.previous_ds = prev_ds
+            report.psi_previous = psi(distribution.bin_counts, prev_counts)
+    if baseline and baseline.get("bin_edges") and baseline.get("bin_counts"):
+        report.baseline_bin_counts = rebin(
+            baseline["bin_edges"], baseline["bin_counts"], distribution.bin_edges
+        )
+        report.psi_baseline = psi(distribution.bin_counts, report.baseline_bin_counts)
+    for label, value in (
+        ("previous partition", report.psi_previous),
+        ("training baseline", report.psi_baseline),
+    ):
+        if value is None:
+            continue
+        if psi_fail is not None and value > psi_fail:
+            report.status = "fail"
+            report.messages.append(f"score PSI vs {label} {value:.3f} > fail threshold {psi_fail}")
+        elif value > psi_warn:
+            report.status = "warn" if report.status == "ok" else report.status
+            report.messages.append(f"score PSI vs {label} {value:.3f} > warn threshold {psi_warn}")
+    return report
+
+
+def metrics_row(
+    report: DriftReport,
+    *,
+    run_id: str,
+    job: str,
+    ds: date,
+    model_name: str,
+    model_version: int,
+    computed_at: datetime,
+    published: bool,
+    role: str = "champion",
+) -> dict[str, Any]:
+    d = report.distribution
+    return {
+        "run_id": run_id,
+        "job": job,
+        "ds": ds,
+        "role": role,
+        "model_name": model_name,
+        "model_version": model_version,
+        "computed_at": computed_at,
+        "published": published,
+        "drift_status": report.status,
+        "rows": d.rows,
+        "mean": d.mean,
+        "std": d.std,
+        "min": d.min,
+        "max": d.max,
+        "quantiles": list(d.quantiles.items()),
+        "bin_edges": d.bin_edges,
+        "bin_counts": d.bin_counts,
+        "previous_ds": report.previous_ds,
+        "psi_previous": report.psi_previous,
+        "baseline_bin_counts": report.baseline_bin_counts,
+        "psi_baseline": report.psi_baseline,
+    }
+
+
+def append_metrics(uri: str, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    table = pa.Table.from_pylist(rows, schema=layout.metrics_schema())
+    write_deltalake(uri, table, mode="append", schema_mode="merge")
+
+
+def previous_published(uri: str, job: str, ds: date) -> tuple[date, list[float], list[int]] | None:
+    """The latest published champion histogram of ``job`` for a partition before ``ds``."""
+    from lakescore import tables
+
+    rows = tables.select_rows(uri, sort_by="computed_at", job=job, role="champion", published=True)
+    rows = [r for r in rows if r["ds"] < ds]
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: (r["ds"], r["computed_at"]))
+    return best["ds"], best["bin_edges"], best["bin_counts"]
+
+
+def load_baseline(run_id: str | None, artifact: str) -> dict[str, Any] | None:
+    """The training baseline stored with the model version's run (None if absent)."""
+    if not run_id:
+        return None
+    import mlflow
+
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact)
+    except Exception:
+        return None
+    with open(path) as handle:
+        return json.load(handle)
