@@ -95,6 +95,8 @@ features:
   entity_keys: [customer_id]
 output:
   table: scores/churn
+airflow:
+  retries: 0   # a failure in `airflow dags test` shows at once instead of after a retry delay
 """
 
 

@@ -22,6 +22,9 @@ EXAMPLES = {
   lakescore score --job churn --ds 2026-11-20
   lakescore score --job churn --ds 2026-11-20 --model-version 3     # pin a version (backfill)
   lakescore score --job churn --ds 2026-11-20 --json                # machine-readable result""",
+    "validate": """examples:
+  lakescore validate --job churn --ds 2026-11-20          # JSON + Data Docs under _reports/
+  lakescore validate --job churn --ds 2026-11-20 --json""",
     "demo": """examples:
   lakescore demo                      # 5 days x 200,000 customers, then two analyst queries
   lakescore demo --days 2 --rows 50000""",
@@ -84,6 +87,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--run-id", help="reuse a run id (a retried attempt of the same run)")
     score.add_argument("--txn-version", type=int, help=argparse.SUPPRESS)
+    score.add_argument(
+        "--input-version", type=int, help="pin the feature table's Delta version (snapshot)"
+    )
+    score.add_argument(
+        "--validated",
+        action="store_true",
+        help="this Airflow run's validate task already checked the snapshot: reuse its outcome",
+    )
+
+    validate = command("validate", "Validate one partition with Great Expectations (no scoring).")
+    validate.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
+    validate.add_argument("--ds", required=True, help="partition date, YYYY-MM-DD")
+    validate.add_argument("--model-version", type=int, help="pin this model version")
+    validate.add_argument("--input-version", type=int, help="pin the feature table's version")
 
     demo = command("demo", "Build the demo world (model, feature table), score it, query it.")
     demo.add_argument("--days", type=int, default=5, help="days of partitions (default 5)")
@@ -198,20 +215,29 @@ def cmd_score(args: argparse.Namespace) -> int:
     platform = _platform(args)
     job = load_job(args.job, platform=platform)
     progress = _RichProgress(quiet=args.json)
+    validate_only = args.command == "validate"
     try:
         result = score_partition(
             job,
             args.ds,
             platform=platform,
             model_version=args.model_version,
-            run_id=args.run_id,
-            txn_version=args.txn_version,
+            run_id=getattr(args, "run_id", None),
+            txn_version=getattr(args, "txn_version", None),
             progress=progress,
+            input_version=args.input_version,
+            validate_only=validate_only,
+            validated=getattr(args, "validated", False),
         )
     finally:
         progress.close()
     if args.json:
         print(json.dumps(result.to_dict()))
+    elif validate_only:
+        print(
+            f"validated {result.job} {result.ds}: {result.rows:,} rows of "
+            f"{result.input_table} version {result.input_version} in {result.seconds:.1f}s"
+        )
     else:
         print(
             f"scored {result.job} {result.ds}: {result.rows:,} rows with {result.model_name} "
@@ -382,6 +408,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "score": cmd_score,
+    "validate": cmd_score,
     "sql": cmd_sql,
     "history": cmd_history,
     "jobs": cmd_jobs,

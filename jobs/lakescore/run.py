@@ -140,13 +140,19 @@ def score_partition(
     txn_version: int | None = None,
     airflow: AirflowIds | None = None,
     progress: ProgressReporter | None = None,
+    input_version: int | None = None,
+    validate_only: bool = False,
+    validated: bool = False,
 ) -> RunResult:
     """Score partition ``ds`` of ``job`` and publish it; see the module docstring.
 
     ``model_version`` pins a version (wins over the job's alias). ``run_id``/``txn_version``
     let a retried attempt of the same run reuse its identity so a publish that already landed
-    is not repeated. Raises :class:`BadInputError` or :class:`ScoringFailure`; lineage has the
-    attempt either way.
+    is not repeated. ``input_version`` pins the feature table's snapshot. Airflow splits a run
+    in two Spark applications: ``validate_only`` stops after validation (lineage action
+    ``validate``); the scoring task then passes ``validated`` (and the same ``input_version``)
+    so Great Expectations does not run twice. Raises :class:`BadInputError` or
+    :class:`ScoringFailure`; lineage has the attempt either way.
     """
     progress = progress or ProgressReporter()
     started = utcnow()
@@ -157,7 +163,7 @@ def score_partition(
     record = LineageRecord(
         attempt_id=uuid.uuid4().hex,
         run_id=run_id,
-        action="score",
+        action="validate" if validate_only else "score",
         job=job.name,
         ds=day,
         status="running",
@@ -170,6 +176,7 @@ def score_partition(
     staging_dir = Path(platform.staging_root) / job.name / day.isoformat() / run_id
     try:
         result = _run(
+            _Request(input_version, validate_only, validated),
             job,
             day,
             platform,
@@ -217,7 +224,15 @@ def _finish(record: LineageRecord, stages: _Stages, platform: PlatformConfig) ->
     append_lineage(platform.lineage_table, [record])
 
 
+@dataclass(frozen=True)
+class _Request:
+    input_version: int | None
+    validate_only: bool
+    validated: bool
+
+
 def _run(
+    request: _Request,
     job: ScoringJob,
     day: date,
     platform: PlatformConfig,
@@ -234,7 +249,7 @@ def _run(
     part_col = job.features.partition_column
 
     with stages("check", f"partition {day} of {job.features.table}"):
-        info = tables.partition_info(job.features.table, part_col, day)
+        info = tables.partition_info(job.features.table, part_col, day, request.input_version)
         record.input_version = info.version
         if info.files == 0:
             raise BadInputError(
@@ -293,8 +308,33 @@ def _run(
     if job.validation.enabled:
         with stages("validate", f"Great Expectations on {part_col}={day}"):
             source, rejects, input_rows = _validate(
-                spark, job, model, day, run_id, info, source, platform, record, progress
+                spark,
+                job,
+                model,
+                day,
+                run_id,
+                info,
+                source,
+                platform,
+                record,
+                progress,
+                already_validated=request.validated,
             )
+    if request.validate_only:
+        return RunResult(
+            job=job.name,
+            ds=day,
+            run_id=run_id,
+            status="validated",
+            rows=info.rows or 0,
+            model_name=model.name,
+            model_version=model.version,
+            input_table=job.features.table,
+            input_version=info.version,
+            output_table=job.output.table,
+            output_version=None,
+            seconds=(utcnow() - record.started_at).total_seconds(),
+        )
 
     scored_at = utcnow()
     with stages("score", f"{input_rows if input_rows is not None else '?'} rows -> staging"):
@@ -422,10 +462,14 @@ def _validate(
     platform: PlatformConfig,
     record: LineageRecord,
     progress: ProgressReporter,
+    *,
+    already_validated: bool = False,
 ) -> tuple[DataFrame, DataFrame | None, int | None]:
     """Great Expectations on the partition (cached: validation and scoring read it once).
 
     Returns the rows to score, the rejected rows (quarantine) and the rows expected out.
+    ``already_validated``: an earlier ``validate`` attempt of this Airflow run checked this
+    snapshot; take its outcome from lineage instead of running the suite again.
     """
     from pyspark import StorageLevel
 
@@ -443,13 +487,22 @@ def _validate(
     source = source.persist(StorageLevel.MEMORY_AND_DISK)
     tracker = spark.sparkContext.statusTracker()
     jobs_before = len(tracker.getJobIdsForGroup(run_id))
-    outcome = validate_partition(
-        source,
-        rules,
-        job=job.name,
-        ds=day.isoformat(),
-        report_dir=Path(platform.reports_root) / job.name / day.isoformat() / run_id,
+    earlier = (
+        _earlier_validation(platform, job, day, info.version, record) if already_validated else None
     )
+    if earlier is not None:
+        outcome = earlier
+        progress.stage(
+            "validate", f"validated by {record.details['validated_by']}: {outcome.summary()}"
+        )
+    else:
+        outcome = validate_partition(
+            source,
+            rules,
+            job=job.name,
+            ds=day.isoformat(),
+            report_dir=Path(platform.reports_root) / job.name / day.isoformat() / run_id,
+        )
     spark_jobs = len(tracker.getJobIdsForGroup(run_id)) - jobs_before
     record.validation_evaluated = outcome.evaluated
     record.validation_failed = outcome.failed
@@ -504,6 +557,42 @@ def _validate(
         record.validation_status = "passed"
         progress.stage("validate", f"passed: {outcome.summary()} ({spark_jobs} Spark jobs)")
     return source, None, info.rows
+
+
+def _earlier_validation(
+    platform: PlatformConfig, job: ScoringJob, day: date, input_version: int, record: LineageRecord
+) -> Any:
+    """The outcome of this Airflow run's ``validate`` attempt on the same snapshot, if any."""
+    import json
+
+    from lakescore.lineage import find_lineage
+    from lakescore.validation import ValidationOutcome
+
+    if not record.airflow.run_id:
+        return None
+    rows = find_lineage(
+        platform.lineage_table,
+        job=job.name,
+        action="validate",
+        ds=day,
+        input_version=input_version,
+        airflow_run_id=record.airflow.run_id,
+    )
+    rows = [r for r in rows if r["validation_status"] is not None]
+    if not rows:
+        return None
+    row = rows[-1]
+    details = json.loads(row["details"] or "{}").get("validation", {})
+    record.details["validated_by"] = row["run_id"]
+    failures = details.get("failures", [])
+    return ValidationOutcome(
+        status="passed" if not failures else "failed",
+        evaluated=row["validation_evaluated"] or 0,
+        failed=row["validation_failed"] or 0,
+        failures=failures,
+        result_json=details.get("result_json"),
+        data_docs=row["validation_report"],
+    )
 
 
 def _assess_drift(

@@ -66,13 +66,17 @@ def _doc_md(job: ScoringJob, platform: PlatformConfig) -> str:
 `airflow backfill create --dag-id score_{job.name} --from-date 2026-11-01 --to-date 2026-11-07`.
 Reruns replace the partition; they never duplicate rows.
 
+**Report** (runs, score histogram vs training baseline, PSI over time, validation): the
+"Scoring reports" entry of this Airflow's menu, `/lakescore/reports/{job.name}`, or
+`lakescore report --job {job.name}`.
+
 **Query** the scores: `lakescore sql "select * from scores_{job.name} where ds = DATE '2026-11-01'"`
 """
 
 
 def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = None) -> DAG:
     """The scoring DAG of one job: resolve_partition >> wait_for_partition >> resolve_model
-    >> score_and_publish >> record_lineage."""
+    >> validate_partition (when validation is enabled) >> score_and_publish >> record_lineage."""
     settings = job.airflow
     on_failure = functools.partial(record_task_failure, job_name=job.name, conf_dir=conf_dir)
     deadline = None
@@ -147,19 +151,34 @@ def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = 
             on_failure_callback=on_failure,
             **common,
         )
+        spark_task = {
+            "ds": ds,
+            "model_version": "{{ ti.xcom_pull(task_ids='resolve_model') }}",
+            "profile": job.spark_profile or platform.spark.default_profile,
+            "conn_prefix": platform.airflow.spark_conn_prefix,
+            "pool": platform.airflow.spark_pool,
+            "execution_timeout": settings.score_timeout,
+            **common,
+        }
+        chain = [resolve_partition, wait, resolve_model]
+        if job.validation.enabled:
+            chain.append(
+                ScorePartitionOperator(task_id="validate_partition", step="validate", **spark_task)
+            )
         score = ScorePartitionOperator(
             task_id="score_and_publish",
-            ds=ds,
-            model_version="{{ ti.xcom_pull(task_ids='resolve_model') }}",
-            profile=job.spark_profile or platform.spark.default_profile,
-            conn_prefix=platform.airflow.spark_conn_prefix,
-            pool=platform.airflow.spark_pool,
-            execution_timeout=settings.score_timeout,
             outlets=[prediction_asset(job)],
-            **common,
+            input_version=(
+                "{{ ti.xcom_pull(task_ids='validate_partition') }}"
+                if job.validation.enabled
+                else None
+            ),
+            **spark_task,
         )
         record = RecordLineageOperator(task_id="record_lineage", ds=ds, retries=1, **common)
-        resolve_partition >> wait >> resolve_model >> score >> record
+        for upstream, downstream in zip(chain, [*chain[1:], score], strict=True):
+            upstream >> downstream
+        score >> record
     return dag
 
 

@@ -25,7 +25,7 @@ from lakescore.errors import BadInputError
 
 # dag_run.conf keys a run accepts; anything else fails the run before anything is read.
 RUN_CONF_KEYS = ("ds", "model_version")
-SCORE_ENTRY_POINT = Path(__file__).resolve().parents[2] / "jobs" / "score.py"
+JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 
 
 def _load(job_name: str, conf_dir: str | None) -> tuple[Any, Any]:
@@ -199,8 +199,12 @@ def _optional_int(value: Any) -> int | None:
 
 
 class ScorePartitionOperator(SparkSubmitOperator):
-    """``spark-submit jobs/score.py --job J --ds D --model-version N`` with the Spark conf of
+    """``spark-submit jobs/<step>.py --job J --ds D --model-version N`` with the Spark conf of
     the job's profile (the same :func:`lakescore.spark.spark_conf` the CLI session uses).
+
+    ``step="validate"``: Great Expectations on the partition only, at the feature table's
+    current version; the task's XCom is that version. ``step="score"`` with
+    ``input_version`` set: score that same snapshot, reusing the validation outcome.
 
     The master comes from the Airflow connection ``<spark_conn_prefix><profile>``; when the
     deployment defines none, the profile's master is used. The score job writes the lineage
@@ -217,25 +221,34 @@ class ScorePartitionOperator(SparkSubmitOperator):
         model_version: str,
         profile: str,
         conn_prefix: str,
+        step: str = "score",
+        input_version: str | None = None,
         conf_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if step not in ("score", "validate"):
+            raise ValueError(f"step must be 'score' or 'validate', not {step!r}")
         args = ["--job", job_name, "--ds", ds, "--model-version", model_version]
+        if input_version is not None:
+            args += ["--input-version", input_version]
+        if step == "score" and input_version is not None:
+            args += ["--validated"]
         if conf_dir:
             args += ["--conf", conf_dir]
         kwargs.setdefault("openlineage_inject_parent_job_info", True)
         super().__init__(
-            application=str(SCORE_ENTRY_POINT),
+            application=str(JOBS_DIR / f"{step}.py"),
             application_args=args,
             conn_id=f"{conn_prefix}{profile}",
-            name=f"lakescore-{job_name}",
+            name=f"lakescore-{step}-{job_name}",
             **kwargs,
         )
+        self.step = step
         self.job_name = job_name
         self.profile = profile
         self.conf_dir = conf_dir
 
-    def execute(self, context: Any) -> None:
+    def execute(self, context: Any) -> int | None:
         from lakescore.spark import spark_conf
 
         platform, _ = _load(self.job_name, self.conf_dir)
@@ -265,10 +278,24 @@ class ScorePartitionOperator(SparkSubmitOperator):
                     "lineage table"
                 ) from None
             raise
-        try:  # only feeds the OpenLineage facets: never fail a published run over it
+        try:  # feeds XCom and the OpenLineage facets; the run itself already succeeded
             self._published = self._lineage_of_this_attempt(context)
         except Exception:
             self.log.warning("could not read this attempt's lineage row", exc_info=True)
+        if self.step == "validate":
+            if not self._published:
+                raise AirflowFailException(
+                    f"job {self.job_name!r}: validation finished but left no lineage row"
+                )
+            self.log.info(
+                "validation %s: %s expectations, %s failed (report: %s)",
+                self._published["validation_status"],
+                self._published["validation_evaluated"],
+                self._published["validation_failed"],
+                self._published["validation_report"],
+            )
+            return self._published["input_version"]
+        return None
 
     _published: dict[str, Any] | None = None
 
@@ -306,6 +333,14 @@ class ScorePartitionOperator(SparkSubmitOperator):
                 return {}
             return {"version": dataset_version_dataset.DatasetVersionDatasetFacet(str(version))}
 
+        if self.step == "validate":
+            return OperatorLineage(
+                inputs=[
+                    InputDataset(
+                        "file", job.features.table, facets=version_facet(row.get("input_version"))
+                    )
+                ]
+            )
         return OperatorLineage(
             inputs=[
                 InputDataset(
@@ -407,6 +442,12 @@ class RecordLineageOperator(BaseOperator):
             )
         }
         summary["ds"] = str(summary["ds"])
+        self.log.info(
+            "report: /lakescore/reports/%s in this Airflow (menu: Scoring reports), or "
+            "`lakescore report --job %s`",
+            job.name,
+            job.name,
+        )
         self.log.info(
             "published %s rows of %s=%s with %s v%s -> %s version %s in %.1fs (%s rows/s)",
             f"{row['output_rows']:,}",

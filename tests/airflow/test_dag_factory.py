@@ -60,6 +60,7 @@ def test_dag_file_imports_no_heavy_modules_and_builds_one_dag_per_job(world, tmp
         "resolve_partition",
         "wait_for_partition",
         "resolve_model",
+        "validate_partition",
         "score_and_publish",
         "record_lineage",
     ]
@@ -109,6 +110,16 @@ def test_dag_settings_come_from_the_config(world):
     assert dag.get_task("wait_for_partition").mode == "reschedule"
     assert dag.get_task("resolve_partition").downstream_task_ids == {"wait_for_partition"}
     assert dag.get_task("score_and_publish").downstream_task_ids == {"record_lineage"}
+    assert dag.get_task("validate_partition").downstream_task_ids == {"score_and_publish"}
+    assert dag.get_task("validate_partition").pool == world.platform.airflow.spark_pool
+    score_args = dag.get_task("score_and_publish").application_args
+    assert "--validated" in score_args and "--input-version" in score_args
+    no_validation = build_dag(
+        job.model_copy(update={"validation": job.validation.model_copy(update={"enabled": False})}),
+        world.platform,
+    )
+    assert "validate_partition" not in no_validation.task_ids
+    assert no_validation.get_task("resolve_model").downstream_task_ids == {"score_and_publish"}
     assert set(dag.params.keys()) == {"ds", "model_version"}
 
 
@@ -171,3 +182,15 @@ def test_partition_for_run_rejects_bad_conf(conf, needle):
     with pytest.raises(BadInputError) as err:
         partition_for_run(conf, datetime(2026, 11, 20, tzinfo=UTC), None, 0, job="churn")
     assert needle in str(err.value) and "job 'churn'" in str(err.value)
+
+
+def test_a_job_can_be_triggered_by_its_feature_tables_asset(world):
+    from lakescore_airflow.factory import build_dag
+
+    job = world.job()
+    job = job.model_copy(
+        update={"schedule": job.schedule.model_copy(update={"cron": "feature_asset"})}
+    )
+    dag = build_dag(job, world.platform)
+    assets = dag.timetable.asset_condition.objects
+    assert [asset.uri for asset in assets] == [f"file://{job.features.table}"]

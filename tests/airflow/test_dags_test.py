@@ -44,7 +44,7 @@ def test_dags_test_publishes_the_logical_dates_partition_with_airflow_ids(world,
 
     (row,) = [
         r
-        for r in lineage_rows(world, ds=DAYS[2], status="succeeded")
+        for r in lineage_rows(world, ds=DAYS[2], status="succeeded", action="score")
         if r["airflow_dag_id"] == "score_churn"
     ]
     assert row["airflow_task_id"] == "score_and_publish"
@@ -95,7 +95,7 @@ def test_conf_pins_partition_and_model_version(world, af_env):
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     rows = [
         r
-        for r in lineage_rows(world, ds=DAYS[0], status="succeeded")
+        for r in lineage_rows(world, ds=DAYS[0], status="succeeded", action="score")
         if r["airflow_dag_id"] == "score_churn"
     ]
     assert rows[-1]["model_version"] == world.model_v1

@@ -8,6 +8,7 @@ alert recorded). What was published is checked with delta-rs, not through Airflo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -28,6 +29,20 @@ from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
 
 pytestmark = pytest.mark.integration
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _null_keys_on_second_day(table):
+    import pyarrow as pa
+
+    keys = table["customer_id"].to_pylist()
+    days = table["ds"].to_pylist()
+    nulled = [
+        None if d == DAYS[1] and i % 100 == 0 else k
+        for i, (k, d) in enumerate(zip(keys, days, strict=True))
+    ]
+    return table.set_column(
+        table.schema.get_field_index("customer_id"), "customer_id", pa.array(nulled, pa.int64())
+    )
 
 
 def free_port() -> int:
@@ -126,6 +141,13 @@ def deployment(world, postgres, tmp_path_factory) -> Iterator[dict]:
     (conf / "jobs").mkdir(parents=True)
     shutil.copy(world.conf_dir / "platform.yaml", conf / "platform.yaml")
     (conf / "jobs" / "churn.yaml").write_text(SCHED_JOB.format(model=world.model_name))
+    # a second job whose feature table breaks validation on DAYS[1] (null entity keys)
+    world.variant_job("sched_bad", _null_keys_on_second_day)
+    bad = SCHED_JOB.format(model=world.model_name).replace("name: churn\n", "name: sched_bad\n", 1)
+    bad = bad.replace("features/churn", "features/sched_bad").replace(
+        "scores/churn", "scores/sched_bad"
+    )
+    (conf / "jobs" / "sched_bad.yaml").write_text(bad)
     port = free_port()
     env = airflow_env(
         home,
@@ -167,28 +189,39 @@ def deployment(world, postgres, tmp_path_factory) -> Iterator[dict]:
         )
         yield deployment
     finally:
+        groups = [process.pid for process in processes]
+        for pgid in groups:
+            _signal_group(pgid, signal.SIGTERM)
         for process in processes:
-            with _suppress():
-                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+        # children of a service (task runners, api workers) may outlive their leader briefly
         deadline = time.monotonic() + 30
-        for process in processes:
-            try:
-                process.wait(timeout=max(1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        for process in processes:
-            with _suppress():
-                os.killpg(process.pid, 0)
-                pytest.fail(f"process group {process.pid} survived teardown")
+        while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
+            time.sleep(1)
+        for pgid in groups:
+            if _group_alive(pgid):
+                _signal_group(pgid, signal.SIGKILL)
+        time.sleep(1)
+        survivors = [g for g in groups if _group_alive(g)]
+        assert not survivors, f"process groups {survivors} survived teardown"
 
 
-class _suppress:
-    def __enter__(self):
-        return self
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
 
-    def __exit__(self, *exc):
-        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)
+
+def _group_alive(pgid: int) -> bool:
+    """Is any process of the group still running (zombies do not count)?"""
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def _query(db_url: str, sql: str, *params) -> list[tuple]:
@@ -229,11 +262,12 @@ def _airflow(dep: dict, *args: str) -> subprocess.CompletedProcess:
     return out
 
 
-def _runs(dep: dict) -> list[dict]:
+def _runs(dep: dict, dag_id: str = "score_churn") -> list[dict]:
     rows = _query(
         dep["db"],
         "select run_id, state, conf, run_type, logical_date from dag_run "
-        "where dag_id = 'score_churn' order by id",
+        "where dag_id = %s order by id",
+        dag_id,
     )
     return [
         {"run_id": r[0], "state": r[1], "conf": r[2], "run_type": r[3], "logical_date": r[4]}
@@ -241,17 +275,18 @@ def _runs(dep: dict) -> list[dict]:
     ]
 
 
-def _task_states(dep: dict, run_id: str) -> dict[str, str]:
+def _task_states(dep: dict, run_id: str, dag_id: str = "score_churn") -> dict[str, str]:
     rows = _query(
         dep["db"],
-        "select task_id, state from task_instance where dag_id = 'score_churn' and run_id = %s",
+        "select task_id, state from task_instance where dag_id = %s and run_id = %s",
+        dag_id,
         run_id,
     )
     return dict(rows)
 
 
-def _finished(dep: dict, run_ids: set[str]):
-    runs = [r for r in _runs(dep) if r["run_id"] in run_ids]
+def _finished(dep: dict, run_ids: set[str], dag_id: str = "score_churn"):
+    runs = [r for r in _runs(dep, dag_id) if r["run_id"] in run_ids]
     return runs if runs and all(r["state"] in ("success", "failed") for r in runs) else None
 
 
@@ -259,6 +294,14 @@ def test_trigger_backfill_and_a_missing_partition(world, deployment):
     dep = deployment
     output = world.job().output.table
     _airflow(dep, "dags", "unpause", "score_churn")
+
+    # (3) a partition that fails validation: the run fails at validate_partition, nothing
+    # is published (started first so it runs alongside the others)
+    _wait(lambda: _dag_parsed(dep["db"], "score_sched_bad"), 120, "score_sched_bad to be parsed")
+    _airflow(dep, "dags", "unpause", "score_sched_bad")
+    _airflow(
+        dep, "dags", "trigger", "score_sched_bad", "--conf", json.dumps({"ds": DAYS[1].isoformat()})
+    )
 
     # (1) a run triggered with --conf scores exactly that partition
     _airflow(
@@ -315,7 +358,27 @@ def test_trigger_backfill_and_a_missing_partition(world, deployment):
         assert rows.num_rows == ROWS_PER_DAY  # reruns replaced; nothing duplicated
         assert len(set(rows["customer_id"].to_pylist())) == ROWS_PER_DAY
 
-    # (3) the scheduled run for "today" waits for a partition that never lands
+    bad_runs = [r for r in _runs(dep, "score_sched_bad") if r["run_type"] == "manual"]
+    (bad,) = _wait(
+        lambda: _finished(dep, {bad_runs[0]["run_id"]}, "score_sched_bad"),
+        300,
+        "the run that fails validation",
+        dep["logs"],
+    )
+    assert bad["state"] == "failed"
+    bad_tasks = _task_states(dep, bad["run_id"], "score_sched_bad")
+    assert bad_tasks["validate_partition"] == "failed"
+    assert bad_tasks["score_and_publish"] == "upstream_failed"
+    assert not tables.table_exists(str(world.root / "warehouse" / "scores" / "sched_bad"))
+    (why,) = [
+        r
+        for r in lineage_rows(world, job="sched_bad", status="failed")
+        if r["airflow_run_id"] == bad["run_id"]
+    ]
+    assert why["action"] == "validate" and why["airflow_task_id"] == "validate_partition"
+    assert "expect_column_values_to_not_be_null(customer_id)" in why["error"]
+
+    # (4) the scheduled run for "today" waits for a partition that never lands
     scheduled = [r for r in _runs(dep) if r["run_type"] == "scheduled"]
     assert scheduled, "unpausing should have created the latest scheduled run"
     sched = _wait(lambda: _finished(dep, {scheduled[0]["run_id"]}), 300, "the scheduled run")[0]

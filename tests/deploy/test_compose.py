@@ -645,14 +645,17 @@ def test_airflow_mounts_match_airflow_and_lakescore_paths(services):
     final = parse_dockerfile()[-1]
     project = project_dir(final)
     operators = (REPO / "plugins" / "lakescore_airflow" / "operators.py").read_text()
-    assert 'parents[2] / "jobs" / "score.py"' in operators, "where does the DAG find score.py?"
+    assert 'JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"' in operators, (
+        "where does the DAG find jobs/score.py and jobs/validate.py?"
+    )
+    assert (REPO / "jobs" / "score.py").is_file() and (REPO / "jobs" / "validate.py").is_file()
     for name in ["airflow-init", *AIRFLOW_SERVICES]:
         env, mounted = env_of(services[name]), binds(services[name])
         expected = {
             env["AIRFLOW__CORE__DAGS_FOLDER"]: "dags",
             env["AIRFLOW__CORE__PLUGINS_FOLDER"]: "plugins",
             env["LAKESCORE_CONF"]: "conf",
-            # operators.py: <plugins folder>/../jobs/score.py
+            # operators.py: <plugins folder>/../jobs/{score,validate}.py
             posixpath.join(posixpath.dirname(env["AIRFLOW__CORE__PLUGINS_FOLDER"]), "jobs"): "jobs",
         }
         for target, source in expected.items():

@@ -1,0 +1,236 @@
+"""Helpers for the report tests: a small conf tree of their own (no MLflow, no Spark), lineage
+and metrics rows written through lakescore's own writers, and a headless Chromium."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import PLATFORM_YAML, REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1000",
+)
+
+
+def make_conf(root: Path, *, description: str = "", model: str = "churn_report") -> Path:
+    """``<root>/conf`` with the test platform (warehouse under ``root``) and job ``churn``."""
+    conf = root / "conf"
+    (conf / "jobs").mkdir(parents=True, exist_ok=True)
+    (conf / "platform.yaml").write_text(PLATFORM_YAML.format(root=root, jars=REPO / "var" / "jars"))
+    job = {
+        "name": "churn",
+        "description": description,
+        "model": {"name": model, "alias": "champion", "positive_class": 1},
+        "features": {
+            "table": "features/churn",
+            "partition_column": "ds",
+            "entity_keys": ["customer_id"],
+        },
+        "output": {"table": "scores/churn"},
+        "monitoring": {"bins": 10, "psi_warn": 0.1, "psi_fail": 0.25},
+    }
+    (conf / "jobs" / "churn.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
+    return conf
+
+
+def lineage_record(job: str, ds: date, status: str, started: datetime, **fields: Any) -> Any:
+    import uuid
+
+    from lakescore.lineage import LineageRecord
+
+    return LineageRecord(
+        attempt_id=uuid.uuid4().hex,
+        run_id=fields.pop("run_id", f"{job}-{ds}-{uuid.uuid4().hex[:8]}"),
+        action="score",
+        job=job,
+        ds=ds,
+        status=status,
+        started_at=started,
+        finished_at=started + timedelta(seconds=fields.pop("seconds", 42.0)),
+        **fields,
+    )
+
+
+def metrics_for(
+    run_id: str,
+    job: str,
+    ds: date,
+    counts: list[int],
+    *,
+    baseline: list[int] | None,
+    psi_previous: float | None,
+    psi_baseline: float | None,
+    status: str = "ok",
+    published: bool = True,
+    computed_at: datetime,
+    model_version: int = 1,
+) -> dict[str, Any]:
+    from lakescore.monitoring import DriftReport, ScoreDistribution, bin_edges, metrics_row
+
+    distribution = ScoreDistribution(
+        rows=sum(counts),
+        mean=0.3,
+        std=0.1,
+        min=0.0,
+        max=1.0,
+        quantiles={"0.5": 0.3},
+        bin_edges=bin_edges(0.0, 1.0, len(counts)),
+        bin_counts=counts,
+    )
+    report = DriftReport(
+        distribution,
+        previous_ds=ds - timedelta(days=1) if psi_previous is not None else None,
+        psi_previous=psi_previous,
+        baseline_bin_counts=baseline,
+        psi_baseline=psi_baseline,
+        status=status,
+    )
+    return metrics_row(
+        report,
+        run_id=run_id,
+        job=job,
+        ds=ds,
+        model_name="churn_report",
+        model_version=model_version,
+        computed_at=computed_at,
+        published=published,
+    )
+
+
+BASELINE = [300, 260, 180, 110, 70, 40, 20, 12, 6, 2]
+DAY_COUNTS = [
+    [310, 250, 175, 115, 72, 38, 22, 10, 6, 2],
+    [280, 255, 190, 120, 75, 42, 20, 10, 6, 2],
+    [240, 240, 200, 140, 85, 50, 25, 12, 6, 2],
+]
+
+
+def seed_history(platform: Any, job: str = "churn") -> dict[str, Any]:
+    """Three published days (lineage + metrics) and one failed attempt after them."""
+    from lakescore.lineage import append_lineage
+    from lakescore.monitoring import append_metrics
+
+    days = [date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)]
+    t0 = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+    records, metrics = [], []
+    psi = [(None, 0.004), (0.006, 0.008), (0.03, 0.05)]
+    for i, (day, counts) in enumerate(zip(days, DAY_COUNTS, strict=True)):
+        started = t0 + timedelta(minutes=10 * i)
+        record = lineage_record(
+            job,
+            day,
+            "succeeded",
+            started,
+            input_table="features/churn",
+            input_version=4,
+            input_rows=sum(counts),
+            output_table="scores/churn",
+            output_version=i + 1,
+            output_rows=sum(counts),
+            model_name="churn_report",
+            model_version=1,
+            model_alias="champion",
+            validation_status="passed",
+            validation_evaluated=9,
+            validation_failed=0,
+        )
+        records.append(record)
+        metrics.append(
+            metrics_for(
+                record.run_id,
+                job,
+                day,
+                counts,
+                baseline=BASELINE,
+                psi_previous=psi[i][0],
+                psi_baseline=psi[i][1],
+                computed_at=started + timedelta(seconds=30),
+            )
+        )
+    # the first run's validation report, where run.py puts them (<reports_root>/<job>/<ds>/<run>/)
+    first = records[0]
+    report = (
+        Path(platform.reports_root) / job / days[0].isoformat() / first.run_id / "validation.json"
+    )
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text('{"success": true, "seeded": "by the report tests"}')
+    first.validation_report = str(report)
+    failed = lineage_record(
+        job,
+        days[-1],
+        "failed",
+        t0 + timedelta(hours=1),
+        error_class="BadInputError",
+        error="job 'churn', ds '2026-11-20': partition ds=2026-11-20 not found",
+        validation_status="failed",
+        validation_evaluated=9,
+        validation_failed=2,
+    )
+    records.append(failed)
+    append_lineage(platform.lineage_table, records)
+    append_metrics(platform.metrics_table, metrics)
+    return {"days": days, "records": records, "metrics": metrics}
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium through Debian's chromedriver, with a fresh profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        assert binary.is_file(), f"{binary} missing: `make system-deps` installs it"
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(
+            service=Service(executable_path=str(CHROMEDRIVER)), options=options
+        )
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def full_page_screenshot(driver: Any, path: Path) -> Path:
+    """The whole page (window stretched to the document height), as PNG."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(int(height) + 140, 6000))
+    assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+    return path
+
+
+def assert_not_blank(png: Path) -> None:
+    """A real picture: PNG, many colours and a visible spread of brightness."""
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), f"{png} is not a PNG"
+    try:
+        from PIL import Image, ImageStat
+    except ImportError:  # pragma: no cover - Pillow is in the venv (mlflow needs it)
+        assert len(data) > 20_000, f"screenshot is only {len(data)} bytes"
+        return
+    with Image.open(png) as image:
+        rgb = image.convert("RGB")
+        spread = ImageStat.Stat(rgb.convert("L")).stddev[0]
+        colours = rgb.getcolors(maxcolors=1 << 22) or []
+    assert spread > 15, f"screenshot looks blank (brightness stddev {spread:.1f})"
+    assert len(colours) > 200, f"screenshot has only {len(colours)} colours"
