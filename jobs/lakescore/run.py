@@ -483,7 +483,9 @@ def _validate(
     previous = tables.previous_partition_rows(
         job.features.table, job.features.partition_column, day, info.version
     )
-    rules = build_rules(job, model, previous[1] if previous else None, platform.conf_dir)
+    # An empty partition only gets here when the job allows publishing it: no row-count band.
+    previous_rows = previous[1] if previous and info.rows != 0 else None
+    rules = build_rules(job, model, previous_rows, platform.conf_dir)
     source = source.persist(StorageLevel.MEMORY_AND_DISK)
     tracker = spark.sparkContext.statusTracker()
     jobs_before = len(tracker.getJobIdsForGroup(run_id))

@@ -108,12 +108,23 @@ def get_spark_session(
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    builder = SparkSession.builder.appName(app_name)
-    for key, value in {**spark_conf(platform, profile), **(extra_conf or {})}.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("WARN")
+    session = SparkSession.getActiveSession()
+    if session is None:
+        builder = SparkSession.builder.appName(app_name)
+        for key, value in {**spark_conf(platform, profile), **(extra_conf or {})}.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("WARN")
+    _quiet_openlineage(session)
     return session
+
+
+def _quiet_openlineage(session: SparkSession) -> None:
+    """The openlineage-spark listener logs an ERROR for every Spark job it cannot attach to a
+    SQL execution (harmless, and many per run). Lineage is best effort: keep it quiet."""
+    try:
+        jvm = session.sparkContext._jvm  # type: ignore[attr-defined]
+        level = jvm.org.apache.logging.log4j.Level.getLevel("FATAL")
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel("io.openlineage", level)
+    except Exception:  # a log4j change must never stop a run
+        pass
