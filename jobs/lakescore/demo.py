@@ -241,8 +241,9 @@ from scores_{job}
 where customer_id = 42
 order by ds"""
 
-LINEAGE_QUERY = """select ds, status, model_name, model_version, input_version, input_rows,
-       output_version, output_rows, round(duration_s, 1) as seconds, run_id
+LINEAGE_QUERY = """select ds, action, status, model_name, model_version, input_version,
+       input_rows, validation_status, output_version, output_rows, round(duration_s, 1) as seconds,
+       airflow_task_id
 from lineage
 where job = '{job}' and ds = DATE '{ds}'
 order by started_at"""

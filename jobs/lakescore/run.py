@@ -321,6 +321,7 @@ def _run(
                 already_validated=request.validated,
             )
     if request.validate_only:
+        source.unpersist()
         return RunResult(
             job=job.name,
             ds=day,
@@ -430,6 +431,7 @@ def _run(
         append_metrics(platform.metrics_table, [metrics_row(drift, **metrics, published=True)])
         if rejects is not None:
             _publish_rejects(spark, job, day, run_id, rejects, platform, txn_version, record)
+    source.unpersist()
 
     return RunResult(
         job=job.name,
