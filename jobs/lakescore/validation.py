@@ -28,25 +28,18 @@ if TYPE_CHECKING:
     from lakescore.models import ResolvedModel
 
 # Spark type names Great Expectations reports, per model signature type.
+_NUMERIC_SPARK_TYPES = [
+    "DoubleType",
+    "FloatType",
+    "LongType",
+    "IntegerType",
+    "ShortType",
+    "ByteType",
+    "BooleanType",
+]
 _SPARK_TYPES_FOR = {
-    "double": [
-        "DoubleType",
-        "FloatType",
-        "LongType",
-        "IntegerType",
-        "ShortType",
-        "ByteType",
-        "BooleanType",
-    ],
-    "float": [
-        "DoubleType",
-        "FloatType",
-        "LongType",
-        "IntegerType",
-        "ShortType",
-        "ByteType",
-        "BooleanType",
-    ],
+    "double": _NUMERIC_SPARK_TYPES,
+    "float": _NUMERIC_SPARK_TYPES,
     "long": ["LongType", "IntegerType", "ShortType", "ByteType", "BooleanType"],
     "integer": ["IntegerType", "ShortType", "ByteType", "BooleanType"],
     "boolean": ["BooleanType"],

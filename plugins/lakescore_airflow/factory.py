@@ -20,6 +20,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param
 
 from lakescore.config import PlatformConfig, ScoringJob, list_job_names, load_job, load_platform
+from lakescore_airflow import dag_id_for
 from lakescore_airflow.callbacks import record_task_failure
 from lakescore_airflow.operators import (
     FeaturePartitionSensor,
@@ -99,7 +100,7 @@ def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = 
         [feature_asset(job)] if job.schedule.cron == "feature_asset" else job.schedule.cron
     )
     with DAG(
-        dag_id=f"score_{job.name}",
+        dag_id=dag_id_for(job.name),
         description=job.description or f"score {job.features.table} with {job.model.reference}",
         doc_md=_doc_md(job, platform),
         schedule=schedule,
