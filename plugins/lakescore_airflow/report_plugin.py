@@ -31,10 +31,9 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from lakescore_airflow import dag_id_for
-
 URL_PREFIX = "/lakescore"
 # The DAG of job J is score_J (plugins/lakescore_airflow/factory.py).
+DAG_ID_PREFIX = "score_"
 URL_ROUTE = "lakescore-reports"
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -70,7 +69,7 @@ def create_app() -> Any:
 
     def can_read_job_dag(request: Request, job: str, user: GetUserDep) -> None:
         """Airflow's DAG read check (403 if refused) on the DAG of ``job``."""
-        requires_access_dag("GET", param_dag_id=dag_id_for(job))(request, user)
+        requires_access_dag("GET", param_dag_id=f"{DAG_ID_PREFIX}{job}")(request, user)
 
     def prefix(request: Request) -> str:
         # root_path = the API's base path + this app's mount point (e.g. "/lakescore").
