@@ -128,6 +128,15 @@ def spark(world: World) -> Iterator[object]:
     session.stop()
 
 
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Headless Chromium through Debian's chromedriver, with a fresh profile."""
+    from tests.support.browser import chromium
+
+    with chromium() as driver:
+        yield driver
+
+
 def lineage_rows(world: World, **where: object) -> list[dict]:
     """Lineage rows (delta-rs) matching ``where``, oldest first."""
     from lakescore import tables

@@ -1,31 +1,15 @@
 """Helpers for the report tests: a small conf tree of their own (no MLflow, no Spark), lineage
-and metrics rows written through lakescore's own writers, and a headless Chromium."""
+and metrics rows written through lakescore's own writers."""
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.conftest import PLATFORM_YAML, REPO
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1400,1000",
-)
 
 
 def make_conf(root: Path, *, description: str = "", model: str = "churn_report") -> Path:
@@ -186,51 +170,3 @@ def seed_history(platform: Any, job: str = "churn") -> dict[str, Any]:
     append_lineage(platform.lineage_table, records)
     append_metrics(platform.metrics_table, metrics)
     return {"days": days, "records": records, "metrics": metrics}
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    """Headless Chromium through Debian's chromedriver, with a fresh profile."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        assert binary.is_file(), f"{binary} missing: `make system-deps` installs it"
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        options.add_argument(f"--user-data-dir={profile}")
-        driver = webdriver.Chrome(
-            service=Service(executable_path=str(CHROMEDRIVER)), options=options
-        )
-        try:
-            yield driver
-        finally:
-            driver.quit()
-
-
-def full_page_screenshot(driver: Any, path: Path) -> Path:
-    """The whole page (window stretched to the document height), as PNG."""
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1400, min(int(height) + 140, 6000))
-    assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
-    return path
-
-
-def assert_not_blank(png: Path) -> None:
-    """A real picture: PNG, many colours and a visible spread of brightness."""
-    data = png.read_bytes()
-    assert data.startswith(b"\x89PNG\r\n\x1a\n"), f"{png} is not a PNG"
-    try:
-        from PIL import Image, ImageStat
-    except ImportError:  # pragma: no cover - Pillow is in the venv (mlflow needs it)
-        assert len(data) > 20_000, f"screenshot is only {len(data)} bytes"
-        return
-    with Image.open(png) as image:
-        rgb = image.convert("RGB")
-        spread = ImageStat.Stat(rgb.convert("L")).stddev[0]
-        colours = rgb.getcolors(maxcolors=1 << 22) or []
-    assert spread > 15, f"screenshot looks blank (brightness stddev {spread:.1f})"
-    assert len(colours) > 200, f"screenshot has only {len(colours)} colours"

@@ -22,14 +22,8 @@ from lakescore.lineage import append_lineage
 from lakescore.monitoring import append_metrics
 from lakescore.report import render_job_report, write_job_report
 from tests.conftest import DAYS, World
-from tests.report.conftest import (
-    BASELINE,
-    assert_not_blank,
-    full_page_screenshot,
-    lineage_record,
-    make_conf,
-    metrics_for,
-)
+from tests.report.conftest import BASELINE, lineage_record, make_conf, metrics_for
+from tests.support.browser import assert_not_blank, full_page_screenshot
 
 BIN = Path(sys.executable).parent
 SCORED_DAYS = DAYS[:2]

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,21 +21,12 @@ from typing import Any
 
 import pytest
 
-from lakescore.airflow_local import admin_password
 from lakescore.config import load_platform
-from tests.airflow_ui.test_ui_login import (
-    START_TIMEOUT_S,
-    UI_TIMEOUT_S,
-    LocalAirflow,
-    _free_ports,
-    _healthy,
-    _post_json,
-    _stop,
-)
 from tests.conftest import REPO
-from tests.report.conftest import assert_not_blank, full_page_screenshot, make_conf, seed_history
+from tests.report.conftest import make_conf, seed_history
+from tests.support.browser import Ui, assert_not_blank, full_page_screenshot
+from tests.support.local_airflow import LocalAirflow, local_airflow
 
-BIN = Path(sys.executable).parent
 PLUGIN = REPO / "plugins" / "lakescore_airflow" / "report_plugin.py"
 REPORT_PATH = "/lakescore/reports/churn"
 
@@ -101,46 +91,12 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
     root = tmp_path_factory.mktemp("report_ui")
     conf = make_conf(root, description="Churn propensity, scored daily.")
     seed_history(load_platform(conf))
-    home = (root / "home").resolve()
-    log = root / "lakescore_airflow.log"
-    port, worker_logs_port, trigger_logs_port = _free_ports(3)
-    base_url = f"http://127.0.0.1:{port}"
-    command = [str(BIN / "lakescore"), "--conf", str(conf), "airflow"]
-    command += ["--home", str(home), "--port", str(port)]
-    env = {
-        **os.environ,
-        "LAKESCORE_CONF": str(conf),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_logs_port),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_logs_port),
-    }
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(base_url):
-            assert process.poll() is None, (
-                f"lakescore airflow exited with {process.returncode}:\n{log.read_text()[-4000:]}"
-            )
-            assert time.monotonic() < deadline, (
-                f"Airflow not healthy after {START_TIMEOUT_S}s:\n{log.read_text()[-4000:]}"
-            )
-            time.sleep(0.5)
-        password = admin_password(home)
-        assert password, f"no generated admin password in {home}"
-        token = _post_json(f"{base_url}/auth/token", {"username": "admin", "password": password})[
-            "access_token"
-        ]
-        yield LocalAirflow(base_url, home, log, password, token)
-    finally:
-        survivors = _stop(process, home)
-        assert not survivors, f"processes of the local Airflow left after teardown: {survivors}"
+    with local_airflow(conf, root) as airflow:
+        yield airflow
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_reports_refuse_requests_without_a_valid_airflow_login(airflow: LocalAirflow):
     base = airflow.base_url
     for path in (REPORT_PATH, "/lakescore/reports", "/lakescore/reports/churn/files/x.html"):
@@ -180,49 +136,16 @@ def test_reports_refuse_requests_without_a_valid_airflow_login(airflow: LocalAir
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_signed_in_user_sees_the_report_and_finds_it_in_the_ui(
     airflow: LocalAirflow, browser: Any, tmp_path: Path
 ):
-    from selenium.common.exceptions import (
-        ElementClickInterceptedException,
-        NoSuchElementException,
-        StaleElementReferenceException,
-    )
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(
-        browser,
-        UI_TIMEOUT_S,
-        ignored_exceptions=(
-            NoSuchElementException,
-            StaleElementReferenceException,
-            ElementClickInterceptedException,
-        ),
-    )
+    ui = Ui(browser)
+    wait, click = ui.wait, ui.click
     body = (By.TAG_NAME, "body")
-
-    def type_into(name: str, text: str) -> None:
-        def attempt(driver: Any) -> bool:
-            field = driver.find_element(By.NAME, name)
-            field.send_keys(Keys.CONTROL, "a")
-            field.send_keys(Keys.DELETE, text)
-            return field.get_attribute("value") == text
-
-        wait.until(attempt, f"could not type into the {name} field")
-
-    def click(locator: tuple[str, str], what: str) -> None:
-        def attempt(driver: Any) -> bool:
-            element = driver.find_element(*locator)
-            if not (element.is_displayed() and element.is_enabled()):
-                return False
-            element.click()
-            return True
-
-        wait.until(attempt, f"could not click {what}")
 
     # Not signed in: the browser gets Airflow's refusal, not the report.
     browser.get(airflow.base_url + REPORT_PATH)
@@ -232,9 +155,7 @@ def test_signed_in_user_sees_the_report_and_finds_it_in_the_ui(
     # Sign in through the UI's login page.
     browser.get(f"{airflow.base_url}/dags")
     wait.until(ec.url_contains("/auth/login"))
-    type_into("username", "admin")
-    type_into("password", airflow.password)
-    click((By.CSS_SELECTOR, "form button[type=submit]"), "Sign in")
+    ui.sign_in(airflow.password)
     wait.until(ec.url_to_be(f"{airflow.base_url}/dags"), "not sent on to /dags after login")
 
     # The nav entry of the plugin is in the UI and leads to the plugin page.
