@@ -40,6 +40,9 @@ def airflow_env(
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url or f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            # A local deployment listens on loopback only (Airflow's default is 0.0.0.0);
+            # set AIRFLOW__API__HOST to expose it on purpose.
+            "AIRFLOW__API__HOST": env.get("AIRFLOW__API__HOST", "127.0.0.1"),
             "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
                 {
                     "type": "file",

@@ -117,3 +117,16 @@ def test_browser_login_finds_dag_and_its_last_run(airflow: LocalAirflow, browser
     data = screenshot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 10_000, f"screenshot is only {len(data)} bytes"
+
+
+def test_ui_listens_on_loopback_only(airflow: LocalAirflow):
+    import psutil
+
+    port = int(airflow.base_url.rsplit(":", 1)[1])
+    listening = [
+        c.laddr.ip
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    ]
+    assert listening, f"nothing listens on port {port}"
+    assert set(listening) <= {"127.0.0.1", "::1"}, f"the local UI is exposed on {listening}"
