@@ -245,7 +245,11 @@ def validate_partition(
     import great_expectations as gx
 
     report_dir.mkdir(parents=True, exist_ok=True)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    # lakescore reports its own progress; GE's tqdm bars would flood the task logs.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     docs_dir = report_dir / "data_docs"
     context.add_data_docs_site(
         site_name="lakescore",
