@@ -237,3 +237,19 @@ def test_refusal_names_model_version_and_source(monkeypatch):
     ):
         assert needle in message
     assert "hunter2" not in message
+
+
+# --------------------------------------------------------------------------- predicates
+
+
+def test_partition_predicates_come_only_from_the_typed_builder():
+    """Every ``replaceWhere`` / delta-rs ``predicate=`` in the code is built by
+    ``tables.partition_predicate`` (an identifier + a ``date``), never from pasted text."""
+    uses = []
+    for path in sorted([*(REPO / "jobs").rglob("*.py"), *(REPO / "plugins").rglob("*.py")]):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"replaceWhere\"|predicate=", line):
+                uses.append((path.name, number, line))
+    assert uses, "no partition predicate found at all"
+    for name, number, line in uses:
+        assert "partition_predicate(" in line, f"{name}:{number}: {line.strip()}"
