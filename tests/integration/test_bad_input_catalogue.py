@@ -710,6 +710,7 @@ def test_bad_input_is_refused_clearly_and_publishes_nothing(
         from lakescore.report import write_job_report
 
         captured = capfd.readouterr()  # in process: everything this test printed or logged
+        sys.stdout.write(captured.out)  # (keep the case's summary line visible with -rP)
         assert attempt.secret not in outcome.stdout + outcome.stderr
         assert attempt.secret not in captured.out + captured.err
         for row in lineage_rows(catalogue.world):
