@@ -433,7 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        from lakescore.redaction import redact
+
+        first = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
         _console().print(
             f"[bold red]error:[/] {type(exc).__name__}: {first} (use -v for details)",
             soft_wrap=True,

@@ -231,6 +231,9 @@ class FeatureSource(_Strict):
     partition_column: str = "ds"
     entity_keys: list[str] = Field(min_length=1)
     columns: list[str] | Literal["from_signature"] = "from_signature"
+    # NaN is a missing value many models handle (HistGradientBoosting does): allowed unless
+    # the job says otherwise. Infinite values are always refused before scoring.
+    allow_nan: bool = True
 
     @field_validator("partition_column")
     @classmethod
@@ -284,6 +287,8 @@ class ScheduleSpec(_Strict):
     partition_offset_days: int = Field(default=0, ge=-31, le=31)
     # Alert when the partition is not published this long after the run was queued.
     deadline: timedelta | None = None
+    # A partition date further ahead than this (from today) is refused as bad input.
+    max_future_days: int = Field(default=366, ge=0, le=3660)
 
     @field_validator("deadline", mode="before")
     @classmethod
@@ -585,9 +590,23 @@ def load_job(
 ) -> ScoringJob:
     """Parse ``conf/jobs/<name>.yaml`` into a :class:`ScoringJob` with absolute table URIs.
 
-    Raises :class:`BadInputError` for an unknown job and :class:`ConfigError` naming the file
-    and key for anything wrong inside it.
+    Raises :class:`BadInputError` for an unknown job and :class:`ConfigError` naming the job,
+    the file and the key for anything wrong inside it.
     """
+    if platform is None:
+        check_job_name(name)
+        platform = load_platform(conf_dir)
+    try:
+        return _load_job_file(name, conf_dir, platform)
+    except ConfigError as exc:
+        raise exc.with_context(job=name) from None
+
+
+def _load_job_file(
+    name: str,
+    conf_dir: str | Path | None = None,
+    platform: PlatformConfig | None = None,
+) -> ScoringJob:
     try:
         check_job_name(name)
     except BadInputError as exc:

@@ -11,6 +11,8 @@ Two families, so the CLI and Airflow can tell them apart:
 
 from __future__ import annotations
 
+from lakescore.redaction import redact
+
 
 class LakescoreError(Exception):
     """Base class. ``str(err)`` is one line that names the job, partition and offending item."""
@@ -48,7 +50,8 @@ class LakescoreError(Exception):
         if self.column:
             where.append(f"column {self.column!r}")
         prefix = ", ".join(where)
-        return f"{prefix}: {self.message}" if prefix else self.message
+        # Credentials in a URI never leave the process (see lakescore.redaction).
+        return redact(f"{prefix}: {self.message}" if prefix else self.message)
 
     def with_context(self, *, job: str | None = None, ds: str | None = None) -> LakescoreError:
         """Fill in job/partition when a lower layer raised without knowing them."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lakescore import layout
+from lakescore.redaction import redact, redact_deep
 
 
 @cache
@@ -125,8 +126,12 @@ class LineageRecord:
         row.update({f"airflow_{k}": v for k, v in airflow.items()})
         row["stage_seconds"] = [(k, float(v)) for k, v in self.stage_seconds.items()]
         row["details"] = (
-            json.dumps(self.details, sort_keys=True, default=str) if self.details else None
+            json.dumps(redact_deep(self.details), sort_keys=True, default=str)
+            if self.details
+            else None
         )
+        # No credentials in lineage (table URIs, model source, error text): see redaction.py.
+        row = {k: redact(v) if isinstance(v, str) else v for k, v in row.items()}
         if self.duration_s is None:
             row["duration_s"] = (self.finished_at - self.started_at).total_seconds()
         return row

@@ -83,6 +83,8 @@ class ResolvedModel:
     inputs: tuple[tuple[str, str], ...]  # (column, mlflow type) from the signature
     positive_class: int | str
     tags: dict[str, str] = field(default_factory=dict)
+    # Where the registry serves the artifacts from (checked against the configured store).
+    storage_location: str | None = None
 
     @property
     def uri(self) -> str:
@@ -98,10 +100,9 @@ def configure_mlflow(platform: PlatformConfig) -> None:
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(platform.mlflow.request_timeout_s))
-    os.environ.setdefault(
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(platform.mlflow.request_max_retries)
-    )
+    # The platform config is the bound (an inherited environment must not lift it).
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(platform.mlflow.request_timeout_s)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(platform.mlflow.request_max_retries)
     mlflow.set_tracking_uri(platform.mlflow.tracking_uri)
     mlflow.set_registry_uri(platform.mlflow.registry_uri or platform.mlflow.tracking_uri)
 
@@ -151,7 +152,13 @@ def resolve_model_version(
             raise BadInputError(
                 f"model {ref.name!r} has no {what}", job=job, key="model.alias"
             ) from None
-        raise ScoringFailure(f"model registry error: {exc.message}", job=job) from None
+        raise _registry_failure(platform, ref, str(exc.message), job) from None
+    except OSError as exc:  # requests' connection errors and timeouts
+        raise _registry_failure(platform, ref, f"{type(exc).__name__}: {exc}", job) from None
+    # Nothing is read from a location outside the configured registry store, not even metadata.
+    from lakescore.guards import check_model_source
+
+    location = check_model_source(platform, ref.name, int(mv.version), str(mv.source), job=job)
     info = _model_info(f"models:/{ref.name}/{mv.version}", job=job)
     if info.signature is None or info.signature.inputs is None:
         raise BadInputError(
@@ -180,6 +187,42 @@ def resolve_model_version(
         inputs=inputs,
         positive_class=ref.positive_class,
         tags=dict(mv.tags or {}),
+        storage_location=location,
+    )
+
+
+def _registry_failure(
+    platform: PlatformConfig, ref: ModelRef, text: str, job: str | None
+) -> ScoringFailure:
+    """One line for a registry that failed: unreachable (with the bounds that applied) or
+    another error. The URI is shown without credentials."""
+    import re
+
+    where = f"model registry at {_redact(platform.mlflow.tracking_uri)}"
+    reasons = (
+        r"\[Errno -?\d+\] [^\"')(]+",
+        "Read timed out",
+        "timed out",
+        "Failed to resolve",
+        "Connection reset",
+        "Max retries exceeded",
+        "ConnectionError",
+        "Timeout",
+    )
+    network = next((m for r in reasons if (m := re.search(r, text))), None)
+    if network:
+        reason = network.group(0).strip()
+        return ScoringFailure(
+            f"{where} is unreachable ({reason}) after "
+            f"{platform.mlflow.request_max_retries + 1} attempt(s) of at most "
+            f"{platform.mlflow.request_timeout_s}s (mlflow.request_timeout_s, "
+            f"mlflow.request_max_retries); could not resolve {ref.reference}",
+            job=job,
+            key="mlflow.tracking_uri",
+        )
+    first = text.strip().splitlines()[0][:300] if text.strip() else ""
+    return ScoringFailure(
+        f"{where} failed for {ref.reference}: {first}", job=job, key="mlflow.tracking_uri"
     )
 
 
@@ -194,9 +237,9 @@ def _model_info(uri: str, *, job: str | None) -> Any:
 
 def _redact(uri: str) -> str:
     """Drop credentials from a URI before it goes into a message or a log."""
-    import re
+    from lakescore.redaction import redact
 
-    return re.sub(r"//[^/@]+@", "//***@", uri)
+    return redact(uri)
 
 
 def check_signature(

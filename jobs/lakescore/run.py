@@ -23,7 +23,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakescore import layout, tables
+from lakescore import guards, layout, tables
 from lakescore.config import PlatformConfig, ScoringJob
 from lakescore.errors import BadInputError, DriftFailure, LakescoreError, ScoringFailure
 from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
@@ -34,6 +34,7 @@ from lakescore.models import (
     resolve_model_version,
 )
 from lakescore.monitoring import append_metrics, metrics_row
+from lakescore.redaction import redact
 from lakescore.scoring import (
     audit_scores,
     require_clean_audit,
@@ -53,6 +54,19 @@ class ProgressReporter:
 
     def tasks(self, done: int, total: int) -> None:  # pragma: no cover - interface
         pass
+
+
+class _RedactingProgress(ProgressReporter):
+    """Every stage line goes through :func:`lakescore.redaction.redact` (no credentials)."""
+
+    def __init__(self, inner: ProgressReporter) -> None:
+        self.inner = inner
+
+    def stage(self, name: str, detail: str = "") -> None:
+        self.inner.stage(name, redact(detail))
+
+    def tasks(self, done: int, total: int) -> None:
+        self.inner.tasks(done, total)
 
 
 class LogProgress(ProgressReporter):
@@ -154,9 +168,11 @@ def score_partition(
     so Great Expectations does not run twice. Raises :class:`BadInputError` or
     :class:`ScoringFailure`; lineage has the attempt either way.
     """
-    progress = progress or ProgressReporter()
+    progress = _RedactingProgress(progress or ProgressReporter())
     started = utcnow()
-    day = tables.parse_partition_date(ds, job=job.name)
+    day = tables.parse_partition_date(
+        ds, job=job.name, max_future_days=job.schedule.max_future_days
+    )
     run_id = run_id or new_run_id(job.name, day, started)
     txn_version = txn_version or int(started.timestamp() * 1000)
     stages = _Stages(progress)
@@ -193,7 +209,8 @@ def score_partition(
         err = (
             exc
             if isinstance(exc, LakescoreError)
-            else ScoringFailure(
+            else guards.explain_failure(exc, staging_dir=staging_dir, table=job.features.table)
+            or ScoringFailure(
                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             )
         )
@@ -201,7 +218,13 @@ def score_partition(
         record.status = "failed"
         record.error_class = type(err).__name__
         record.error = str(err)[:4000]
-        _finish(record, stages, platform)
+        try:
+            _finish(record, stages, platform)
+        except Exception as lineage_exc:  # the run's own error stays the one raised
+            if err.file != platform.lineage_table:
+                first = str(lineage_exc).strip().splitlines()[0] if str(lineage_exc) else ""
+                err.message += f" (this attempt could not be recorded in lineage: {first[:200]})"
+                err.with_context()
         if err is exc:
             raise
         raise err from exc
@@ -258,6 +281,7 @@ def _run(
                 file=job.features.table,
             )
         record.input_rows = info.rows
+        guards.check_lineage_appendable(platform.lineage_table, job=job.name)
         feature_schema = tables.table_columns(job.features.table, info.version)
         for key in keys:
             if key not in feature_schema:
@@ -300,6 +324,7 @@ def _run(
 
     with stages("load_model"):
         model_dir = download_model(platform, model, job=job.name)
+        guards.check_model_loadable(model_dir, model, job=job.name)
         shipped = _ship_model(spark, model_dir, model)
 
     source = tables.read_partition(spark, job.features.table, part_col, day, info.version)
@@ -336,6 +361,20 @@ def _run(
             output_version=None,
             seconds=(utcnow() - record.started_at).total_seconds(),
         )
+
+    with stages("check_values", f"{len(features)} feature columns, keys {', '.join(keys)}"):
+        guards.check_feature_values(
+            source,
+            keys=keys,
+            features=features,
+            allow_nan=job.features.allow_nan,
+            # Validation (policy fail/quarantine) already refused null and duplicate keys.
+            check_keys=not job.validation.enabled or job.validation.policy == "warn",
+            job=job.name,
+            ds=day.isoformat(),
+            table=job.features.table,
+        )
+        guards.prepare_staging(staging_dir, job=job.name)
 
     scored_at = utcnow()
     with stages("score", f"{input_rows if input_rows is not None else '?'} rows -> staging"):

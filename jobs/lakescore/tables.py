@@ -38,8 +38,11 @@ MAX_FUTURE_DAYS = 366
 # --------------------------------------------------------------------------- partitions
 
 
-def parse_partition_date(value: str | date, *, job: str | None = None) -> date:
-    """A partition value as a real date: ``YYYY-MM-DD``, a real calendar day, not far future.
+def parse_partition_date(
+    value: str | date, *, job: str | None = None, max_future_days: int = MAX_FUTURE_DAYS
+) -> date:
+    """A partition value as a real date: ``YYYY-MM-DD``, a real calendar day, at most
+    ``max_future_days`` ahead of today (a job's ``schedule.max_future_days``).
 
     Everything that names a partition (CLI, DAG params, conf) goes through this, so what
     reaches a predicate is a ``date`` object, never user text.
@@ -60,10 +63,12 @@ def parse_partition_date(value: str | date, *, job: str | None = None) -> date:
             raise BadInputError(
                 f"partition date {text!r} is not a calendar day ({exc})", job=job, key="ds"
             ) from None
-    if parsed > date.today() + timedelta(days=MAX_FUTURE_DAYS):
+    if parsed > date.today() + timedelta(days=max_future_days):
         raise BadInputError(
-            f"partition date {parsed} is more than {MAX_FUTURE_DAYS} days in the future",
+            f"partition date {parsed} is more than {max_future_days} days in the future "
+            "(schedule.max_future_days)",
             job=job,
+            ds=parsed.isoformat(),
             key="ds",
         )
     return parsed
@@ -103,7 +108,13 @@ def _delta_table(uri: str, version: int | None = None) -> Any:
     except OSError as exc:
         raise BadInputError(f"cannot read the Delta table: {exc}", file=uri) from None
     except Exception as exc:  # delta-rs raises generic errors for unreadable logs
-        raise BadInputError(f"cannot read the Delta table: {exc}", file=uri) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        what = (
+            "its Delta protocol needs a table feature lakescore's readers do not support"
+            if "Unsupported" in first or "unsupported" in first
+            else "cannot read the Delta table (log unreadable)"
+        )
+        raise BadInputError(f"{what}: {first}", file=uri) from None
 
 
 def table_exists(uri: str) -> bool:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakescore.config import DeclaredExpectation, ScoringJob
 from lakescore.errors import BadInputError
+from lakescore.guards import explain_failure
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -294,6 +295,11 @@ def validate_partition(
         config = item.expectation_config
         rule = _match_rule(rules, config, by_config)
         res = item.result or {}
+        exception = _exception_text(item.exception_info)
+        if exception and (unreadable := explain_failure(exception)) is not None:
+            # Great Expectations turns a corrupt data file into failed expectations: say what
+            # is really wrong instead.
+            raise unreadable.with_context(job=job, ds=ds)
         failures.append(
             {
                 "expectation": rule.name if rule else config.type,
@@ -302,9 +308,7 @@ def validate_partition(
                 "unexpected_percent": res.get("unexpected_percent"),
                 "observed_value": res.get("observed_value"),
                 "row_level": bool(rule and rule.passes),
-                "exception": (item.exception_info or {}).get("exception_message")
-                if isinstance(item.exception_info, dict)
-                else None,
+                "exception": exception.strip().splitlines()[0][:500] if exception else None,
             }
         )
     index = docs_dir / "index.html"
@@ -317,6 +321,21 @@ def validate_partition(
         result_json=str(result_json),
         data_docs=str(index) if index.exists() else None,
     )
+
+
+def _exception_text(info: Any) -> str | None:
+    """Exception messages (and tracebacks) of an expectation result: GE keeps them at the top
+    level or per metric."""
+    if not isinstance(info, dict):
+        return None
+    parts = [info] + [v for v in info.values() if isinstance(v, dict)]
+    texts = [
+        str(p.get(key))
+        for p in parts
+        for key in ("exception_message", "exception_traceback")
+        if p.get(key)
+    ]
+    return "\n".join(texts) or None
 
 
 def _match_rule(rules: list[Rule], config: Any, _by_id: dict[int, Rule]) -> Rule | None:

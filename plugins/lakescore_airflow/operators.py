@@ -42,6 +42,7 @@ def partition_for_run(
     offset_days: int,
     *,
     job: str,
+    max_future_days: int | None = None,
 ) -> date:
     """The partition a DAG run scores.
 
@@ -49,7 +50,9 @@ def partition_for_run(
     run's logical date (scheduled runs, ``airflow backfill create``), or ``run_after`` for a
     manual trigger without a logical date; shifted by ``partition_offset_days``.
     """
-    from lakescore.tables import parse_partition_date
+    from lakescore.tables import MAX_FUTURE_DAYS, parse_partition_date
+
+    ahead = MAX_FUTURE_DAYS if max_future_days is None else max_future_days
 
     unknown = sorted(set(conf) - set(RUN_CONF_KEYS))
     if unknown:
@@ -59,11 +62,13 @@ def partition_for_run(
             key=unknown[0],
         )
     if conf.get("ds") not in (None, ""):
-        return parse_partition_date(str(conf["ds"]), job=job)
+        return parse_partition_date(str(conf["ds"]), job=job, max_future_days=ahead)
     moment = logical_date or run_after
     if moment is None:
         raise BadInputError("the run has neither conf.ds nor a logical date", job=job, key="ds")
-    return parse_partition_date(moment.date() + timedelta(days=offset_days), job=job)
+    return parse_partition_date(
+        moment.date() + timedelta(days=offset_days), job=job, max_future_days=ahead
+    )
 
 
 class ResolvePartitionOperator(BaseOperator):
@@ -86,6 +91,7 @@ class ResolvePartitionOperator(BaseOperator):
                 getattr(dag_run, "run_after", None),
                 job.schedule.partition_offset_days,
                 job=job.name,
+                max_future_days=job.schedule.max_future_days,
             )
         except BadInputError as exc:
             raise AirflowFailException(str(exc)) from None
