@@ -329,6 +329,9 @@ class AirflowJobSpec(_Strict):
     score_timeout: timedelta = timedelta(hours=2)
     wait_timeout: timedelta = timedelta(hours=6)
     wait_poke_interval: timedelta = timedelta(minutes=5)
+    # When the forecast run time of the partition exceeds schedule.window (checked by
+    # wait_for_partition before scoring): log a warning + lineage row, or also fail the run.
+    on_window_overflow: Literal["warn", "fail"] = "warn"
 
     @field_validator(
         "retry_delay",

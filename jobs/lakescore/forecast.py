@@ -19,9 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakescore.config import PlatformConfig, ScoringJob
+
+if TYPE_CHECKING:
+    from lakescore.lineage import AirflowIds
 
 MIN_RUNS = 3
 HISTORY_RUNS = 50
@@ -233,7 +236,11 @@ def check_window(
 
 
 def record_window_warning(
-    platform: PlatformConfig, check: WindowCheck, *, run_id: str | None = None
+    platform: PlatformConfig,
+    check: WindowCheck,
+    *,
+    run_id: str | None = None,
+    airflow: AirflowIds | None = None,
 ) -> None:
     """Append a ``window_check`` lineage row (status ``warned``) for a forecast over the window,
     so the warning is queryable and shows in the report next to the run it preceded."""
@@ -241,6 +248,7 @@ def record_window_warning(
 
     from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 
+    airflow = airflow or AirflowIds.from_env()
     now = utcnow()
     append_lineage(
         platform.lineage_table,
@@ -254,7 +262,7 @@ def record_window_warning(
                 status="warned",
                 started_at=now,
                 finished_at=now,
-                airflow=AirflowIds.from_env(),
+                airflow=airflow,
                 input_rows=check.forecast.rows,
                 error=check.message()[:4000],
                 details={"forecast": check.to_dict()},
