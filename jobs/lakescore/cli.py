@@ -524,6 +524,13 @@ def cmd_erase(args: argparse.Namespace) -> int:
     )
     for done in result.vacuum:
         print(f"vacuumed {done['table']}: {done['files_deleted']} files deleted")
+    after = result.physically_deletable_after
+    jobs = sorted({t.job for t in result.tables})
+    print(
+        f"time travel to versions before this erasure still returns the erased rows until the "
+        f"old files are vacuumed: run `lakescore vacuum --job <job>` ({', '.join(jobs)}) after "
+        f"{after:%Y-%m-%d %H:%M} UTC (governance.erasure_retention)"
+    )
     return 0
 
 

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -347,6 +347,9 @@ class ErasureResult:
     entities: int
     tables: list[TableErasure]
     vacuum: list[dict[str, Any]] = field(default_factory=list)
+    # when VACUUM (with governance.erasure_retention) can delete the files that still hold
+    # the erased rows for time travel
+    physically_deletable_after: datetime | None = None
 
     @property
     def rows_deleted(self) -> int:
@@ -361,6 +364,9 @@ class ErasureResult:
             "rows_deleted": self.rows_deleted,
             "tables": [t.__dict__ for t in self.tables],
             "vacuum": self.vacuum,
+            "physically_deletable_after": self.physically_deletable_after.isoformat()
+            if self.physically_deletable_after
+            else None,
         }
 
 
@@ -516,6 +522,7 @@ def erase(
                 raise
             raise err from exc
         _close(platform, record)
+    result.physically_deletable_after = utcnow() + platform.governance.erasure_retention
     return result
 
 

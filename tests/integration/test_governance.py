@@ -5,6 +5,7 @@ MLflow registry and real scoring runs. Each test scores its own variant job, so 
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pyarrow as pa
@@ -236,3 +237,58 @@ def test_erase_refuses_a_file_that_does_not_name_a_jobs_keys(world, spark, tmp_p
     with pytest.raises(BadInputError, match="column 'customer_id': a key does not parse as int64"):
         erase(world.platform, bad_value, reason="x", jobs=["gov_erase_bad"], spark=spark)
     assert tables.table_version(world.job("gov_erase_bad").output.table) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            [
+                "rollback",
+                "--job",
+                "gov_rollback",
+                "--ds",
+                "2026-11-18",
+                "--to-version",
+                "999",
+                "--reason",
+                "test",
+            ],
+            # alone: no prediction table yet; after the rollback test: no such version
+            "table version 999 does not exist|no predictions published yet",
+        ),
+        (
+            [
+                "rollback",
+                "--job",
+                "churn",
+                "--ds",
+                "2026-11-18",
+                "--to-version",
+                "1",
+                "--reason",
+                " ",
+            ],
+            "--reason",
+        ),
+        (["erase", "--entity-file", "/nonexistent/keys.csv", "--reason", "x"], "not found"),
+        (["forecast", "--job", "churn", "--ds", "2026-10-01"], "partition 2026-10-01 has no files"),
+    ],
+)
+def test_cli_refusals_exit_2_with_one_line(world, args, needle):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    world.variant_job("gov_rollback", lambda t: t)  # exists without a prediction table here
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "lakescore"), "--conf", str(world.conf_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LAKESCORE_CONF": str(world.conf_dir)},
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and re.search(needle, errors[0]), out.stderr
