@@ -121,6 +121,11 @@ class WindowCheck:
         part = f", partition {self.ds}" if self.ds else ""
         if self.window is None:
             return f"job {self.job!r}{part}: {self.forecast.describe()} (no batch window set)"
+        if self.forecast.seconds is None:
+            return (
+                f"job {self.job!r}{part}: {self.forecast.describe()} (batch window "
+                f"{_fmt_s(self.window.total_seconds())} not checked)"
+            )
         verdict = (
             "EXCEEDS the batch window"
             if self.exceeds
