@@ -292,3 +292,44 @@ def test_cli_refusals_exit_2_with_one_line(world, args, needle):
     assert out.returncode == 2, out.stdout + out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and re.search(needle, errors[0]), out.stderr
+
+
+def test_vacuum_purges_deletion_vectors_so_old_versions_lose_the_erased_rows(
+    world, spark, tmp_path
+):
+    """A table someone switched to deletion vectors: the MERGE only marks rows deleted in a
+    DV file and keeps the data file, so VACUUM alone would keep the rows readable through
+    older versions. lakescore purges (REORG ... APPLY (PURGE)) before VACUUM."""
+    name = "gov_erase_dv"
+    world.variant_job(name, lambda t: t, "validation: {enabled: false}\n")
+    job = world.job(name)
+    score_partition(job, DAYS[0], platform=world.platform, spark=spark)
+    uri = job.output.table
+    spark.sql(
+        f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')"
+    )
+    before_version = tables.table_version(uri)
+    keys = tmp_path / "keys.csv"
+    keys.write_text("customer_id\n11\n12\n")
+    result = erase(world.platform, keys, reason="dv test", jobs=[name], spark=spark)
+    assert [t.rows_deleted for t in result.tables if t.kind == "predictions"] == [2]
+
+    def erased_at(version: int | None) -> int:
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(uri).where("customer_id in (11, 12)").count()
+
+    assert erased_at(None) == 0 and erased_at(before_version) == 2  # DV: old file still there
+    platform = world.platform.model_copy(
+        update={"governance": GovernanceSpec(erasure_retention=timedelta(0))}
+    )
+    (done,) = [d for d in vacuum(platform, job, spark=spark) if d["kind"] == "predictions"]
+    assert done["purged_deletion_vectors"] and done["files_deleted"] > 0
+    try:
+        left = erased_at(before_version)
+    except Exception as exc:  # the pre-erasure data file is gone
+        assert "not found" in str(exc).lower() or "not exist" in str(exc).lower(), exc
+    else:
+        assert left == 0
+    assert spark.read.format("delta").load(uri).count() == ROWS_PER_DAY - 2
