@@ -46,6 +46,29 @@ examples:
   lakescore report --job churn                        # -> <warehouse>/_reports/churn/index.html
   lakescore report --job churn --out /tmp/churn.html
   lakescore report --job churn --json                 # {"path": "..."}""",
+    "rollback": """restores a partition as it was at a table version (one commit), or re-scores it with
+an earlier model version; lineage records who ($LAKESCORE_USER, else the OS user) and why (--reason)
+examples:
+  lakescore history --job churn                                   # find the version to go back to
+  lakescore rollback --job churn --ds 2026-11-20 --to-version 7 --reason 'bad rerun (INC-12)'
+  lakescore rollback --job churn --ds 2026-11-20 --to-model-version 3 --reason 'v4 miscalibrated'""",
+    "erase": """deletes every prediction of the listed entities from every prediction, rejects (and
+shadow) table of every job whose entity keys equal the CSV header (one commit per table); the
+lineage row has counts per table, never the keys. --vacuum then removes the old files that are
+older than governance.erasure_retention (run `lakescore vacuum` again once it has passed)
+examples:
+  lakescore erase --entity-file keys.csv --reason "GDPR request 2026-118"
+  lakescore erase --entity-file keys.csv --job churn --reason "..." --vacuum""",
+    "vacuum": """deletes files that left a job's tables longer ago than governance.erasure_retention,
+so time travel to older versions no longer returns erased rows
+examples:
+  lakescore vacuum --job churn""",
+    "forecast": """predicts the run time of a partition from the job's past succeeded runs (lineage), with
+an error band, and warns when it exceeds the job's schedule.window
+examples:
+  lakescore forecast --job churn --rows 1400000
+  lakescore forecast --job churn --ds 2026-11-20         # the partition's rows from the Delta log
+  lakescore forecast --job churn --rows 1400000 --json""",
 }
 
 
@@ -129,6 +152,41 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
     report.add_argument(
         "--out", help="output file (default: <reports root>/<job>/index.html in the warehouse)"
+    )
+
+    rollback = command("rollback", "Restore a partition to a table version or an earlier model.")
+    rollback.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
+    rollback.add_argument("--ds", required=True, help="partition date, YYYY-MM-DD")
+    target = rollback.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-version", type=int, help="prediction table version to restore")
+    target.add_argument("--to-model-version", type=int, help="re-score with this model version")
+    rollback.add_argument("--reason", required=True, help="why (recorded in lineage)")
+
+    erase_cmd = command(
+        "erase", "Delete every prediction of the listed entities (right to erasure)."
+    )
+    erase_cmd.add_argument(
+        "--entity-file", required=True, help="CSV whose header names the job's entity key columns"
+    )
+    erase_cmd.add_argument("--reason", required=True, help="why (recorded in lineage)")
+    erase_cmd.add_argument(
+        "--job", action="append", help="only this job (repeatable; default: every matching job)"
+    )
+    erase_cmd.add_argument(
+        "--vacuum", action="store_true", help="then VACUUM with governance.erasure_retention"
+    )
+
+    vacuum_cmd = command("vacuum", "VACUUM a job's tables with the configured erasure retention.")
+    vacuum_cmd.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
+    vacuum_cmd.add_argument("--reason", help="why (recorded in lineage)")
+
+    forecast = command("forecast", "Forecast a partition's run time against the batch window.")
+    forecast.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
+    size = forecast.add_mutually_exclusive_group(required=True)
+    size.add_argument("--rows", type=int, help="rows of the partition to forecast")
+    size.add_argument("--ds", help="forecast this feature partition (rows from the Delta log)")
+    forecast.add_argument(
+        "--confidence", type=float, default=0.9, help="error band coverage (default 0.9)"
     )
     return parser
 
@@ -406,6 +464,127 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from lakescore.config import load_job
+    from lakescore.governance import rollback_to_model_version, rollback_to_version
+
+    platform = _platform(args)
+    job = load_job(args.job, platform=platform)
+    if args.to_version is not None:
+        result = rollback_to_version(
+            job, args.ds, args.to_version, platform=platform, reason=args.reason
+        )
+    else:
+        progress = _RichProgress(quiet=args.json)
+        try:
+            result = rollback_to_model_version(
+                job,
+                args.ds,
+                args.to_model_version,
+                platform=platform,
+                reason=args.reason,
+                progress=progress,
+            )
+        finally:
+            progress.close()
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        what = (
+            f"table version {result.to}"
+            if result.mode == "table_version"
+            else f"model version {result.to}"
+        )
+        print(
+            f"rolled back {result.job} {result.ds} to {what}: {result.rows:,} rows -> "
+            f"{job.output.table} version {result.output_version} (run {result.run_id})"
+        )
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from lakescore.governance import erase
+
+    result = erase(
+        _platform(args),
+        args.entity_file,
+        reason=args.reason,
+        jobs=args.job,
+        vacuum_after=args.vacuum,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    _print_table(
+        [
+            {"job": t.job, "table": t.kind, "rows deleted": t.rows_deleted, "version": t.version}
+            for t in result.tables
+        ],
+        title=f"erasure {result.erasure_id}: {result.entities} entities",
+    )
+    for done in result.vacuum:
+        print(f"vacuumed {done['table']}: {done['files_deleted']} files deleted")
+    after = result.physically_deletable_after
+    jobs = sorted({t.job for t in result.tables})
+    print(
+        f"time travel to versions before this erasure still returns the erased rows until the "
+        f"old files are vacuumed: run `lakescore vacuum --job <job>` ({', '.join(jobs)}) after "
+        f"{after:%Y-%m-%d %H:%M} UTC (governance.erasure_retention)"
+    )
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    from lakescore.config import load_job
+    from lakescore.governance import vacuum
+
+    platform = _platform(args)
+    done = vacuum(
+        platform,
+        load_job(args.job, platform=platform),
+        record_lineage=True,
+        reason=args.reason,
+    )
+    if args.json:
+        print(json.dumps(done))
+    else:
+        _print_table(done)
+    return 0
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from lakescore import tables
+    from lakescore.config import load_job
+    from lakescore.forecast import check_window
+
+    platform = _platform(args)
+    job = load_job(args.job, platform=platform)
+    if not 0 < args.confidence < 1:
+        raise BadInputError("--confidence must be between 0 and 1", job=job.name)
+    day = None
+    rows = args.rows
+    if args.ds:
+        day = tables.parse_partition_date(args.ds, job=job.name)
+        info = tables.partition_info(job.features.table, job.features.partition_column, day)
+        if info.files == 0 or info.rows is None:
+            raise BadInputError(
+                f"partition {day} has no files (or no row counts) in the Delta log",
+                job=job.name,
+                file=job.features.table,
+            )
+        rows = info.rows
+    if rows is None or rows < 0:
+        raise BadInputError("--rows must be a non-negative number", job=job.name)
+    check = check_window(job, platform, rows, ds=day, confidence=args.confidence)
+    if args.json:
+        print(json.dumps(check.to_dict()))
+    else:
+        print(check.message())
+    if check.exceeds or check.at_risk:
+        _console().print(f"[bold yellow]warning:[/] {check.message()}", soft_wrap=True)
+    return 0
+
+
 COMMANDS = {
     "score": cmd_score,
     "validate": cmd_score,
@@ -415,6 +594,10 @@ COMMANDS = {
     "demo": cmd_demo,
     "airflow": cmd_airflow,
     "report": cmd_report,
+    "rollback": cmd_rollback,
+    "erase": cmd_erase,
+    "vacuum": cmd_vacuum,
+    "forecast": cmd_forecast,
 }
 
 

@@ -171,6 +171,28 @@ class AirflowPlatformSpec(_Strict):
     dag_tags: list[str] = Field(default_factory=lambda: ["lakescore"])
 
 
+class CostSpec(_Strict):
+    """Turns executor-seconds into money: ``executor_seconds / 3600 * executor_core_hour *
+    (1 - spot_discount)`` (one executor-second = one core busy for one second)."""
+
+    executor_core_hour: float = Field(ge=0.0)
+    spot_discount: float = Field(default=0.0, ge=0.0, lt=1.0)
+    currency: str = "USD"
+
+
+class GovernanceSpec(_Strict):
+    """Right to erasure: ``lakescore erase --vacuum`` removes the files that still hold erased
+    rows once they are older than ``erasure_retention`` (VACUUM retention); time travel to
+    versions older than that stops working."""
+
+    erasure_retention: timedelta = timedelta(hours=72)
+
+    @field_validator("erasure_retention", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+
 class PlatformConfig(_Strict):
     """``conf/platform.yaml``: where the warehouse is, which registry, which Spark profiles."""
 
@@ -180,6 +202,8 @@ class PlatformConfig(_Strict):
     tables: TableSettings = TableSettings()
     airflow: AirflowPlatformSpec = AirflowPlatformSpec()
     openlineage: OpenLineageSpec = OpenLineageSpec()
+    cost: CostSpec | None = None
+    governance: GovernanceSpec = GovernanceSpec()
     var_dir: str = "var"
     # set by the loader, not by the file
     conf_dir: str = ""
@@ -289,8 +313,11 @@ class ScheduleSpec(_Strict):
     deadline: timedelta | None = None
     # A partition date further ahead than this (from today) is refused as bad input.
     max_future_days: int = Field(default=366, ge=0, le=3660)
+    # The batch window: how long one run may take. `lakescore forecast` and the DAG's
+    # wait_for_partition task warn when a partition's forecast run time exceeds it.
+    window: timedelta | None = None
 
-    @field_validator("deadline", mode="before")
+    @field_validator("deadline", "window", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
@@ -307,6 +334,9 @@ class AirflowJobSpec(_Strict):
     score_timeout: timedelta = timedelta(hours=2)
     wait_timeout: timedelta = timedelta(hours=6)
     wait_poke_interval: timedelta = timedelta(minutes=5)
+    # When the forecast run time of the partition exceeds schedule.window (checked by
+    # wait_for_partition before scoring): log a warning + lineage row, or also fail the run.
+    on_window_overflow: Literal["warn", "fail"] = "warn"
 
     @field_validator(
         "retry_delay",

@@ -92,6 +92,10 @@ def lineage_schema() -> pa.Schema:
             pa.field("user", pa.string()),
             pa.field("host", pa.string()),
             pa.field("details", pa.string()),
+            # governance (rollback / erasure) and cost; appended: old tables evolve on append
+            pa.field("reason", pa.string()),
+            pa.field("cost", pa.float64()),
+            pa.field("cost_per_1k", pa.float64()),
         ]
     )
 

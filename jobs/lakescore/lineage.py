@@ -119,6 +119,9 @@ class LineageRecord:
     user: str = field(default_factory=lambda: _current_user())
     host: str = field(default_factory=socket.gethostname)
     details: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    cost: float | None = None
+    cost_per_1k: float | None = None
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)

@@ -391,6 +391,24 @@ class _JobPage:
                     "success-rate",
                 )
             )
+        priced = [r for r in runs if r.get("cost") is not None]
+        if priced:
+            total = sum(r["cost"] for r in priced)
+            per_1k = [r["cost_per_1k"] for r in priced if r.get("cost_per_1k") is not None]
+            currency = self.platform.cost.currency if self.platform.cost else ""
+            cards.append(
+                _card(
+                    "cost",
+                    _e(f"{total:.2f} {currency}".rstrip()),
+                    f"{len(priced)} priced runs"
+                    + (
+                        f" · {sum(per_1k) / len(per_1k):.5f} per 1,000 predictions"
+                        if per_1k
+                        else ""
+                    ),
+                    "cost",
+                )
+            )
         metrics = self.data.latest_published_metrics()
         if metrics:
             worst = max(
@@ -789,7 +807,8 @@ class _JobPage:
         head = (
             "<tr><th>status</th><th>ds</th><th>started (UTC)</th><th>duration</th>"
             '<th class="num">rows</th><th>model</th><th class="num">input v.</th>'
-            '<th class="num">output v.</th><th>drift</th><th>validation</th><th>error</th></tr>'
+            '<th class="num">output v.</th><th>drift</th><th>validation</th>'
+            '<th class="num">cost</th><th>error</th></tr>'
         )
         rows = [self._run_row(run) for run in runs]
         return (
@@ -837,6 +856,7 @@ class _JobPage:
             f'<td class="output-version num">{_e(_opt(run.get("output_version")))}</td>',
             f'<td class="drift">{drift}</td>',
             f'<td class="validation">{self._validation_cell(run)}</td>',
+            f'<td class="cost num">{self._cost_cell(run)}</td>',
             f'<td class="error">{_e(error_class)}</td>',
         ]
         row = (
@@ -852,6 +872,18 @@ class _JobPage:
                 f"{_error_cell(run)}</td></tr>"
             )
         return row
+
+    def _cost_cell(self, run: dict[str, Any]) -> str:
+        """Cost of the run and per 1,000 predictions (lineage ``cost``/``cost_per_1k``, set
+        when the platform has a ``cost`` model)."""
+        cost = run.get("cost")
+        if cost is None:
+            return '<span class="muted">—</span>'
+        currency = self.platform.cost.currency if self.platform.cost else ""
+        text = f"{cost:.4f} {currency}".rstrip()
+        if run.get("cost_per_1k") is not None:
+            text += f' <span class="muted">({run["cost_per_1k"]:.5f} / 1k)</span>'
+        return f'<span data-cost="{cost!r}">{text}</span>' if text else ""
 
     def _validation_cell(self, run: dict[str, Any]) -> str:
         status = run.get("validation_status")

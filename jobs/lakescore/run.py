@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakescore import guards, layout, tables
 from lakescore.config import PlatformConfig, ScoringJob
+from lakescore.cost import run_cost
 from lakescore.errors import BadInputError, DriftFailure, LakescoreError, ScoringFailure
 from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 from lakescore.models import (
@@ -157,6 +158,9 @@ def score_partition(
     input_version: int | None = None,
     validate_only: bool = False,
     validated: bool = False,
+    action: str | None = None,
+    reason: str | None = None,
+    lineage_details: dict[str, Any] | None = None,
 ) -> RunResult:
     """Score partition ``ds`` of ``job`` and publish it; see the module docstring.
 
@@ -165,7 +169,8 @@ def score_partition(
     is not repeated. ``input_version`` pins the feature table's snapshot. Airflow splits a run
     in two Spark applications: ``validate_only`` stops after validation (lineage action
     ``validate``); the scoring task then passes ``validated`` (and the same ``input_version``)
-    so Great Expectations does not run twice. Raises :class:`BadInputError` or
+    so Great Expectations does not run twice. ``action``/``reason``/``lineage_details`` mark
+    the lineage row of a re-score that is not a plain run (``rollback``). Raises :class:`BadInputError` or
     :class:`ScoringFailure`; lineage has the attempt either way.
     """
     progress = _RedactingProgress(progress or ProgressReporter())
@@ -179,7 +184,7 @@ def score_partition(
     record = LineageRecord(
         attempt_id=uuid.uuid4().hex,
         run_id=run_id,
-        action="validate" if validate_only else "score",
+        action=action or ("validate" if validate_only else "score"),
         job=job.name,
         ds=day,
         status="running",
@@ -188,6 +193,8 @@ def score_partition(
         airflow=airflow or AirflowIds.from_env(),
         input_table=job.features.table,
         output_table=job.output.table,
+        reason=reason,
+        details=dict(lineage_details or {}),
     )
     staging_dir = Path(platform.staging_root) / job.name / day.isoformat() / run_id
     try:
@@ -243,6 +250,8 @@ def _finish(record: LineageRecord, stages: _Stages, platform: PlatformConfig) ->
     record.stage_seconds = dict(stages.seconds)
     if record.output_rows and record.duration_s:
         record.rows_per_s = record.output_rows / record.duration_s
+    if priced := run_cost(record.executor_seconds, record.output_rows, platform.cost):
+        record.cost, record.cost_per_1k = priced.cost, priced.cost_per_1k
     stages.progress.stage("lineage", f"{record.status}: {platform.lineage_table}")
     append_lineage(platform.lineage_table, [record])
 

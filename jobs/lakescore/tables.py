@@ -304,10 +304,13 @@ class CommitInfo:
     input_table: str
     input_version: int
     rows: int
+    # more keys for the commit metadata (e.g. a rollback's action, reason, restored version)
+    extra: dict[str, Any] | None = None
 
     def user_metadata(self) -> str:
         return json.dumps(
             {
+                **(self.extra or {}),
                 "lakescore_run_id": self.run_id,
                 "job": self.job,
                 "ds": self.ds.isoformat(),

@@ -122,7 +122,7 @@ class FeaturePartitionSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool:
         from lakescore import tables
 
-        _, job = _load(self.job_name, self.conf_dir)
+        platform, job = _load(self.job_name, self.conf_dir)
         day = tables.parse_partition_date(self.ds, job=job.name)
         if not tables.table_exists(job.features.table):
             self.log.info("feature table %s does not exist yet", job.features.table)
@@ -137,7 +137,46 @@ class FeaturePartitionSensor(BaseSensorOperator):
             "?" if info.rows is None else f"{info.rows:,}",
             info.version,
         )
+        if info.files > 0 and job.schedule.window is not None:
+            self._check_batch_window(platform, job, day, info.rows, context)
         return info.files > 0
+
+    def _check_batch_window(
+        self, platform: Any, job: Any, day: date, rows: int | None, context: Any
+    ) -> None:
+        """Before anything is scored: forecast the run time of this partition from the job's
+        history and warn (``airflow.on_window_overflow: warn``, lineage row ``window_check``)
+        or fail the run (``fail``) when it exceeds ``schedule.window``."""
+        from lakescore.forecast import check_window, record_window_warning
+        from lakescore.lineage import AirflowIds
+
+        if rows is None:
+            self.log.warning("batch window: the Delta log has no row counts; no forecast")
+            return
+        try:
+            check = check_window(job, platform, rows, ds=day)
+        except Exception:  # a forecast must never stop a run it cannot judge
+            self.log.warning("batch window: no forecast (lineage unreadable)", exc_info=True)
+            return
+        if not (check.exceeds or check.at_risk):
+            self.log.info("batch window: %s", check.message())
+            return
+        self.log.warning("lakescore BATCH WINDOW: %s", check.message())
+        ti = context["ti"]
+        record_window_warning(
+            platform,
+            check,
+            airflow=AirflowIds(
+                dag_id=context["dag_run"].dag_id,
+                run_id=context["dag_run"].run_id,
+                task_id=ti.task_id,
+                try_number=ti.try_number,
+            ),
+        )
+        if check.exceeds and job.airflow.on_window_overflow == "fail":
+            raise AirflowFailException(
+                f"{check.message()} (airflow.on_window_overflow: fail; nothing was scored)"
+            )
 
     def execute(self, context: Any) -> Any:
         try:

@@ -247,7 +247,7 @@ def test_text_from_config_and_lineage_is_escaped_and_failed_runs_render(platform
     escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
     assert page.count(escaped) >= 3  # description, error, model name (and report text)
     assert "&amp; &quot;quotes&quot;" in page
-    assert re.search(r'<tr class="run-error"[^>]*><td colspan="11"><details', page)
+    assert re.search(r'<tr class="run-error"[^>]*><td colspan="12"><details', page)
 
     # Only a failed run: the table shows it in red with its error; charts say why they are empty.
     (row,) = re.findall(r'<tr class="run [^"]*"[^>]*>', page)
