@@ -299,8 +299,14 @@ def test_promote_prints_comparison_refuses_mismatch_and_backfill_moves_exactly_t
     _set_champion(world, registry.champion)
     _write_job(world, "[{alias: challenger}]")
     job = world.job(JOB)
+    # every day published by the old champion (earlier tests of this file did most of it)
     for day in DAYS:
-        score_partition(job, day, platform=world.platform, spark=spark)
+        if _published_versions(job, day) != {registry.champion}:
+            score_partition(job, day, platform=world.platform, spark=spark)
+    from lakescore.shadow import latest_comparisons
+
+    if not latest_comparisons(world.platform, JOB, registry.challenger):
+        score_partition(job, DAYS[0], platform=world.platform, spark=spark)
     conf = ["--conf", str(world.conf_dir)]
 
     # a version whose signature does not match the job's features is refused, alias unmoved
@@ -315,7 +321,12 @@ def test_promote_prints_comparison_refuses_mismatch_and_backfill_moves_exactly_t
     code = main([*promote, "--reason", "shadow looked fine", *conf])
     assert code == 0
     out = capsys.readouterr().out
-    assert "score_correlation" in out  # the comparison table was printed first
+    # the comparison table was printed first: this version's latest per-partition numbers
+    shown = latest_comparisons(world.platform, JOB, registry.challenger)
+    assert shown and all(c["model_version"] == registry.challenger for c in shown)
+    assert "correlation" in out and "flips" in out
+    for comparison in shown:
+        assert f"{comparison['score_correlation']:.4f}" in out
     assert f"version {registry.champion} -> {registry.challenger}" in out
     assert _champion(world) == registry.challenger
     (row,) = [r for r in lineage_rows(world, job=JOB, action="promote")][-1:]
@@ -331,15 +342,19 @@ def test_promote_prints_comparison_refuses_mismatch_and_backfill_moves_exactly_t
     # "backfill" the last two days: exactly those partitions now carry the new version
     for day in DAYS[1:]:
         score_partition(job, day, platform=world.platform, spark=spark)
-    versions = {
-        day: set(_partition(job.output.table, day)["model_version"].to_pylist()) for day in DAYS
-    }
+    versions = {day: _published_versions(job, day) for day in DAYS}
     assert versions == {
         DAYS[0]: {registry.champion},
         DAYS[1]: {registry.challenger},
         DAYS[2]: {registry.challenger},
     }
     _set_champion(world, registry.champion)
+
+
+def _published_versions(job, day: date) -> set[int]:
+    if not tables.table_exists(job.output.table):
+        return set()
+    return set(_partition(job.output.table, day)["model_version"].to_pylist())
 
 
 def _champion(world: World) -> int:
