@@ -285,7 +285,7 @@ def _run(
             model, feature_schema, explicit, job=job.name, table=job.features.table
         )
         progress.stage("resolve_model", f"{model.name} version {model.version}")
-        challengers = []
+        challengers: list[shadow_scoring.Challenger] = []
         if request.shadow and job.shadow.enabled and not request.validate_only:
             challengers = shadow_scoring.resolve_challengers(
                 platform, job, model, feature_schema, features
@@ -459,9 +459,20 @@ def _run(
     if challengers:
         with stages("shadow", job.shadow_table):
             _publish_challengers(
-                spark, staged, challengers, job, day, run_id, txn_version, info.version,
-                key_fields, model, platform, record, progress,
-            )  # fmt: skip
+                spark,
+                staged,
+                challengers,
+                job,
+                day,
+                run_id,
+                txn_version,
+                info.version,
+                key_fields,
+                model,
+                platform,
+                record,
+                progress,
+            )
     source.unpersist()
 
     return RunResult(
