@@ -480,7 +480,8 @@ class ScoringJob(_Strict):
                 raise ValueError("the partition column cannot be a feature")
         if self.features.partition_column in self.features.entity_keys:
             raise ValueError("the partition column cannot be an entity key")
-        if not self.audit.score_min < self.shadow.decision_threshold < self.audit.score_max:
+        threshold = self.shadow.decision_threshold
+        if self.model.challengers and not self.audit.score_min < threshold < self.audit.score_max:
             raise ValueError("shadow.decision_threshold must lie between the audit score bounds")
         return self
 

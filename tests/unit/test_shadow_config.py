@@ -106,3 +106,11 @@ def test_bad_shadow_settings_name_the_key(shadow_conf: Conf, shadow: str, key: s
     err = config_error(shadow_conf.path)
     assert isinstance(err, ConfigError)
     assert err.key == key
+
+
+def test_threshold_is_only_checked_when_there_are_challengers(shadow_conf: Conf) -> None:
+    narrow = edit(CHURN_YAML, "  score_max: 1.0\n", "  score_max: 0.2\n")
+    shadow_conf.write_job(narrow)
+    assert load_job("churn", shadow_conf.path).audit.score_max == 0.2
+    shadow_conf.write_job(edit(narrow, "  positive_class: 1\n", CHALLENGERS))
+    assert "decision_threshold" in str(config_error(shadow_conf.path))
