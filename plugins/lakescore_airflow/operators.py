@@ -344,17 +344,21 @@ class ScorePartitionOperator(SparkSubmitOperator):
                     )
                 ]
             )
+        outputs = [
+            OutputDataset("file", job.output.table, facets=version_facet(row.get("output_version")))
+        ]
+        shadow = json.loads(row.get("details") or "{}").get("shadow") or {}
+        if shadow.get("version") is not None:  # challengers published to the shadow table
+            outputs.append(
+                OutputDataset("file", job.shadow_table, facets=version_facet(shadow["version"]))
+            )
         return OperatorLineage(
             inputs=[
                 InputDataset(
                     "file", job.features.table, facets=version_facet(row.get("input_version"))
                 )
             ],
-            outputs=[
-                OutputDataset(
-                    "file", job.output.table, facets=version_facet(row.get("output_version"))
-                )
-            ],
+            outputs=outputs,
             run_facets={
                 "lakescore_model": model_run_facet(
                     name=job.model.name,

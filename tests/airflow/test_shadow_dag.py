@@ -18,7 +18,7 @@ def _dag(shadow_conf: Conf, challengers: str):
         edit(CHURN_YAML, "  positive_class: 1\n", f"  challengers: {challengers}\n")
     )
     platform = load_platform(shadow_conf.path)
-    return build_dag(load_job("churn", platform=platform), platform)
+    return build_dag(load_job("churn", platform=platform), platform, str(shadow_conf.path))
 
 
 def test_shadow_param_renders_on_and_off(shadow_conf: Conf) -> None:
@@ -54,3 +54,22 @@ def test_run_conf_accepts_shadow_and_the_cli_parses_it() -> None:
     assert args.shadow == "off"
     with pytest.raises(SystemExit):
         _parser().parse_args(["score", "--job", "churn", "--ds", "2026-11-20", "--shadow", "no"])
+
+
+def test_openlineage_names_the_shadow_table_when_challengers_published(shadow_conf: Conf) -> None:
+    import json
+
+    dag = _dag(shadow_conf, "[{alias: challenger}]")
+    job = load_job("churn", shadow_conf.path)
+    score = dag.get_task("score_and_publish")
+    score._published = {
+        "input_version": 2,
+        "output_version": 5,
+        "details": json.dumps({"shadow": {"version": 3}}),
+    }
+    lineage = score.get_openlineage_facets_on_complete(None)
+    outputs = {o.name: o.facets["version"].datasetVersion for o in lineage.outputs}
+    assert outputs == {job.output.table: "5", job.shadow_table: "3"}
+    score._published = {"input_version": 2, "output_version": 6, "details": None}
+    lineage = score.get_openlineage_facets_on_complete(None)
+    assert [o.name for o in lineage.outputs] == [job.output.table]
