@@ -86,6 +86,7 @@ def connect(platform: PlatformConfig | None = None) -> duckdb.DuckDBPyConnection
             continue
         views[f"scores_{name}"] = spec.output.table
         views[f"features_{name}"] = spec.features.table
+        views[f"shadow_{name}"] = spec.shadow_table
     for view, uri in views.items():
         if tables.table_exists(uri):
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM delta_scan({_quote(uri)})")

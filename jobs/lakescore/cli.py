@@ -28,7 +28,7 @@ EXAMPLES = {
     "demo": """examples:
   lakescore demo                      # 5 days x 200,000 customers, then two analyst queries
   lakescore demo --days 2 --rows 50000""",
-    "sql": """views: scores_<job>, features_<job>, lineage, metrics (DuckDB over the Delta tables, no JVM)
+    "sql": """views: scores_<job>, features_<job>, shadow_<job>, lineage, metrics (DuckDB over the Delta tables, no JVM)
 examples:
   lakescore sql "select ds, count(*), avg(score) from scores_churn group by ds order by ds"
   lakescore sql "select * from lineage where job = 'churn' order by started_at desc limit 5" --json""",
@@ -69,6 +69,13 @@ examples:
   lakescore forecast --job churn --rows 1400000
   lakescore forecast --job churn --ds 2026-11-20         # the partition's rows from the Delta log
   lakescore forecast --job churn --rows 1400000 --json""",
+    "promote": """prints the latest champion/challenger comparisons of the version, checks its signature
+against the job's features, then moves the alias (and records a lineage row, action promote)
+examples:
+  lakescore promote --job churn --version 3 --reason "better recall in shadow since 11-16"
+  lakescore promote --job churn --version 3 --yes          # no confirmation prompt
+then rescore the days that should carry the new model, e.g.
+  airflow backfill create --dag-id score_churn --from-date 2026-11-16 --to-date 2026-11-20""",
 }
 
 
@@ -117,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         "--validated",
         action="store_true",
         help="this Airflow run's validate task already checked the snapshot: reuse its outcome",
+    )
+    score.add_argument(
+        "--shadow",
+        choices=["on", "off"],
+        default="on",
+        help="score the job's challengers in shadow (default on)",
     )
 
     validate = command("validate", "Validate one partition with Great Expectations (no scoring).")
@@ -188,6 +201,12 @@ def _parser() -> argparse.ArgumentParser:
     forecast.add_argument(
         "--confidence", type=float, default=0.9, help="error band coverage (default 0.9)"
     )
+    promote = command("promote", "Move a job's model alias to a version (champion/challenger).")
+    promote.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
+    promote.add_argument("--version", type=int, required=True, help="model version to promote")
+    promote.add_argument("--alias", default="champion", help="alias to move (default champion)")
+    promote.add_argument("--reason", help="why (kept in the lineage row)")
+    promote.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 
@@ -286,6 +305,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             input_version=args.input_version,
             validate_only=validate_only,
             validated=getattr(args, "validated", False),
+            shadow=getattr(args, "shadow", "on") == "on",
         )
     finally:
         progress.close()
@@ -502,6 +522,41 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    from lakescore.config import load_job
+    from lakescore.shadow import check_promotable, latest_comparisons, promote
+
+    platform = _platform(args)
+    job = load_job(args.job, platform=platform)
+    _, current = check_promotable(platform, job, args.version, args.alias)
+    comparisons = latest_comparisons(platform, job.name, args.version)
+    if not args.json:
+        _print_table(
+            [_comparison_line(c) for c in comparisons],
+            title=f"{job.model.name} v{args.version} vs champion (latest partitions, shadow runs)",
+        )
+        if not comparisons:
+            print(f"no shadow comparison recorded for version {args.version} of {job.model.name}")
+        print(f"{job.model.name}@{args.alias}: version {current} -> {args.version}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise BadInputError("not a terminal: pass --yes to confirm the promotion", job=job.name)
+        if input("promote? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("not promoted")
+            return 1
+    result = promote(
+        platform, job, args.version, alias=args.alias, reason=args.reason, comparisons=comparisons
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), default=str))
+    else:
+        print(
+            f"promoted {result.model_name} version {result.to_version} to @{result.alias} "
+            f"(was {result.from_version}); lineage run {result.lineage_run_id}"
+        )
+    return 0
+
+
 def cmd_erase(args: argparse.Namespace) -> int:
     from lakescore.governance import erase
 
@@ -585,6 +640,24 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _comparison_line(row: dict[str, Any]) -> dict[str, Any]:
+    def num(value: Any, spec: str = ".4f") -> str:
+        return "" if value is None else format(value, spec)
+
+    flips = row.get("decision_flip_share")
+    return {
+        "ds": row.get("ds"),
+        "challenger": row.get("model_reference"),
+        "vs champion": f"v{row.get('champion_version')}",
+        "rows": row.get("rows"),
+        "correlation": num(row.get("score_correlation")),
+        "mean diff": num(row.get("mean_difference"), "+.4f"),
+        "PSI": num(row.get("psi_champion")),
+        "flips": "" if flips is None else f"{flips:.2%} @{row.get('decision_threshold')}",
+        "status": row.get("challenger_status"),
+    }
+
+
 COMMANDS = {
     "score": cmd_score,
     "validate": cmd_score,
@@ -598,6 +671,7 @@ COMMANDS = {
     "erase": cmd_erase,
     "vacuum": cmd_vacuum,
     "forecast": cmd_forecast,
+    "promote": cmd_promote,
 }
 
 

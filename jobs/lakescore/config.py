@@ -231,18 +231,51 @@ class PlatformConfig(_Strict):
 # --------------------------------------------------------------------------- jobs
 
 
+class ChallengerRef(_Strict):
+    """A model scored in shadow next to the champion: ``{alias: challenger}``, ``{version: 3}``
+    or ``{name: other_model, alias: x}`` (``name`` defaults to the champion's model)."""
+
+    name: str | None = Field(default=None, min_length=1)
+    alias: str | None = None
+    version: int | None = Field(default=None, ge=1)
+    positive_class: int | str | None = None  # default: the champion's
+
+    @model_validator(mode="after")
+    def _alias_or_version(self) -> ChallengerRef:
+        if (self.alias is None) == (self.version is None):
+            raise ValueError("set exactly one of 'alias' or 'version'")
+        return self
+
+    def model_ref(self, champion: ModelRef) -> ModelRef:
+        """This challenger as a :class:`ModelRef` (for the registry lookup)."""
+        return ModelRef(
+            name=self.name or champion.name,
+            alias=self.alias,
+            version=self.version,
+            positive_class=(
+                self.positive_class if self.positive_class is not None else champion.positive_class
+            ),
+        )
+
+
 class ModelRef(_Strict):
-    """Which registered model scores the job: ``name@alias`` or a pinned ``version``."""
+    """Which registered model scores the job: ``name@alias`` or a pinned ``version``; plus
+    optional ``challengers`` scored in shadow in the same pass (see :class:`ShadowSpec`)."""
 
     name: str = Field(min_length=1)
     alias: str | None = "champion"
     version: int | None = Field(default=None, ge=1)
     positive_class: int | str = 1
+    challengers: list[ChallengerRef] = Field(default_factory=list, max_length=8)
 
     @model_validator(mode="after")
     def _alias_or_version(self) -> ModelRef:
         if self.alias is None and self.version is None:
             raise ValueError("set either 'alias' or 'version'")
+        references = [self.reference] + [c.model_ref(self).reference for c in self.challengers]
+        for i, ref in enumerate(references[1:]):
+            if ref in references[: i + 1]:
+                raise ValueError(f"challengers[{i}] ({ref}) repeats the champion or a challenger")
         return self
 
     @property
@@ -430,6 +463,18 @@ class MonitoringSpec(_Strict):
         return self
 
 
+class ShadowSpec(_Strict):
+    """Where challenger scores go and how they are compared with the champion's.
+
+    ``table`` defaults to the output table + ``_shadow``; ``decision_threshold`` is the score at
+    or above which an entity counts as positive (the flip share compares those decisions).
+    """
+
+    enabled: bool = True
+    table: str | None = Field(default=None, min_length=1)
+    decision_threshold: float = 0.5
+
+
 class ScoringJob(_Strict):
     """One scoring job, from ``conf/jobs/<name>.yaml``. Table URIs are absolute after loading."""
 
@@ -444,6 +489,7 @@ class ScoringJob(_Strict):
     schedule: ScheduleSpec = ScheduleSpec()
     validation: ValidationSpec = ValidationSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    shadow: ShadowSpec = ShadowSpec()
     airflow: AirflowJobSpec = AirflowJobSpec()
     spark_profile: str | None = None
     # set by the loader
@@ -469,7 +515,16 @@ class ScoringJob(_Strict):
                 raise ValueError("the partition column cannot be a feature")
         if self.features.partition_column in self.features.entity_keys:
             raise ValueError("the partition column cannot be an entity key")
+        threshold = self.shadow.decision_threshold
+        if self.model.challengers and not self.audit.score_min < threshold < self.audit.score_max:
+            raise ValueError("shadow.decision_threshold must lie between the audit score bounds")
         return self
+
+    @property
+    def shadow_table(self) -> str:
+        """URI of the shadow (challenger) prediction table: ``shadow.table``, else the output
+        table + ``_shadow``. Absolute after :func:`load_job`."""
+        return self.shadow.table or self.output.table.rstrip("/") + "_shadow"
 
 
 # --------------------------------------------------------------------------- loading
@@ -680,8 +735,22 @@ def _load_job_file(
             file=str(file),
             key="output.table",
         )
+    shadow_uri = table_uri(platform, job.shadow.table) if job.shadow.table else None
+    shadow_uri = shadow_uri or output_uri.rstrip("/") + "_shadow"
+    if not is_inside(shadow_uri, platform.warehouse) or shadow_uri in (
+        output_uri,
+        feature_uri,
+        platform.lineage_table,
+    ):
+        raise ConfigError(
+            f"shadow table {shadow_uri} must be its own table inside the warehouse root "
+            f"{platform.warehouse}",
+            file=str(file),
+            key="shadow.table",
+        )
     return job.model_copy(
         update={
+            "shadow": job.shadow.model_copy(update={"table": shadow_uri}),
             "spark_profile": profile,
             "features": job.features.model_copy(update={"table": feature_uri}),
             "output": job.output.model_copy(update={"table": output_uri}),

@@ -60,7 +60,7 @@ def governed_tables(job: ScoringJob, platform: PlatformConfig) -> list[GovernedT
     return [
         GovernedTable("predictions", job.output.table),
         GovernedTable("rejects", platform.rejects_table(job.name)),
-        # GovernedTable("shadow", job.shadow_table),  # the shadow-scoring branch adds this
+        GovernedTable("shadow", job.shadow_table),
     ]
 
 

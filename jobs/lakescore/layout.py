@@ -116,7 +116,7 @@ def metrics_schema() -> pa.Schema:
             pa.field("run_id", pa.string(), nullable=False),
             pa.field("job", pa.string(), nullable=False),
             pa.field("ds", pa.date32(), nullable=False),
-            pa.field("role", pa.string(), nullable=False),  # "champion" (challengers later)
+            pa.field("role", pa.string(), nullable=False),  # "champion" | "challenger"
             pa.field("model_name", pa.string()),
             pa.field("model_version", pa.int64()),
             pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
@@ -134,5 +134,40 @@ def metrics_schema() -> pa.Schema:
             pa.field("psi_previous", pa.float64()),
             pa.field("baseline_bin_counts", pa.list_(pa.int64())),
             pa.field("psi_baseline", pa.float64()),
+            # role = "challenger" rows: the comparison with the champion of the same run
+            pa.field("champion_version", pa.int64()),
+            pa.field("model_reference", pa.string()),  # as configured: name@alias / name/3
+            pa.field("challenger_status", pa.string()),  # ok | failed
+            pa.field("challenger_error", pa.string()),
+            pa.field("score_correlation", pa.float64()),
+            pa.field("mean_difference", pa.float64()),  # challenger - champion
+            pa.field("psi_champion", pa.float64()),
+            pa.field("decision_threshold", pa.float64()),
+            pa.field("decision_flip_share", pa.float64()),
+        ]
+    )
+
+
+ROLE = "role"
+MODEL_REFERENCE = "model_reference"
+
+
+def shadow_columns(entity_keys: list[str], partition_column: str) -> list[str]:
+    """The shadow table: the prediction layout plus ``role`` and ``model_reference``."""
+    return [*entity_keys, *PREDICTION_COLUMNS, ROLE, MODEL_REFERENCE, partition_column]
+
+
+def shadow_schema(key_fields: list[pa.Field], partition_column: str) -> pa.Schema:
+    """Challenger scores: one row per (entity, challenger) and partition."""
+    import pyarrow as pa
+
+    base = prediction_schema(key_fields, partition_column)
+    fields = [f for f in base if f.name != partition_column]
+    return pa.schema(
+        [
+            *fields,
+            pa.field(ROLE, pa.string(), nullable=False),
+            pa.field(MODEL_REFERENCE, pa.string(), nullable=False),
+            base.field(partition_column),
         ]
     )

@@ -23,7 +23,7 @@ import html
 import math
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,7 @@ class ReportData:
     metrics: list[dict[str, Any]]  # champion metrics rows of the job, oldest first
     lineage_version: int | None
     metrics_version: int | None
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # challenger rows, oldest first
 
     def latest_published_metrics(self) -> dict[str, Any] | None:
         published = [m for m in self.metrics if m.get("published")]
@@ -80,11 +81,9 @@ def load_report_data(
     """Lineage and metrics rows of ``job_name`` (delta-rs; empty lists if a table is missing)."""
     lineage_uri, metrics_uri = platform.lineage_table, platform.metrics_table
     runs = tables.select_rows(lineage_uri, sort_by="started_at", job=job_name)
-    metrics = [
-        m
-        for m in tables.select_rows(metrics_uri, sort_by="computed_at", job=job_name)
-        if (m.get("role") or "champion") == "champion"
-    ]
+    all_metrics = tables.select_rows(metrics_uri, sort_by="computed_at", job=job_name)
+    metrics = [m for m in all_metrics if (m.get("role") or "champion") == "champion"]
+    comparisons = [m for m in all_metrics if m.get("role") == "challenger"]
     return ReportData(
         runs=list(reversed(runs))[: max(limit_runs, 0)],
         total_runs=len(runs),
@@ -92,6 +91,7 @@ def load_report_data(
         metrics=metrics,
         lineage_version=tables.table_version(lineage_uri),
         metrics_version=tables.table_version(metrics_uri),
+        comparisons=comparisons,
     )
 
 
@@ -305,6 +305,7 @@ class _JobPage:
                 "validation",
             ),
             "</div>",
+            self._comparison_table(),
             self._runs_table(),
             self._footer(),
         ]
@@ -787,6 +788,59 @@ class _JobPage:
         out.append(_legend(ml, 14, legend))
         out.append("</svg>")
         return "".join(out)
+
+    # ------------------------------------------------------------------ challengers
+
+    def _comparison_table(self, limit: int = 20) -> str:
+        """Champion vs challenger per scored partition (``role = challenger`` metrics rows)."""
+        rows = list(reversed(self.data.comparisons))[:limit]
+        if not rows:
+            return ""
+        head = (
+            "<tr><th>ds</th><th>challenger</th><th>vs champion</th><th>status</th>"
+            '<th class="num">rows</th><th class="num">correlation</th>'
+            '<th class="num">mean diff</th><th class="num">PSI vs champion</th>'
+            '<th class="num">decision flips</th><th>error</th></tr>'
+        )
+        body = []
+        for m in rows:
+            status = m.get("challenger_status") or "unknown"
+            flips = m.get("decision_flip_share")
+            threshold = m.get("decision_threshold")
+            cells = [
+                f'<td class="ds">{_e(_ds(m.get("ds")))}</td>',
+                f'<td class="challenger">{_e(m.get("model_reference"))}</td>',
+                f'<td class="versions">v{_e(_opt(m.get("model_version")))} vs '
+                f"v{_e(_opt(m.get('champion_version')))}</td>",
+                f'<td class="challenger-status"><span class="pill status-'
+                f'{"ok" if status == "ok" else "bad"}">{_e(status)}</span></td>',
+                f'<td class="rows num">{_int(m.get("rows"))}</td>',
+                f'<td class="correlation num">{_e(_num(m.get("score_correlation")))}</td>',
+                f'<td class="mean-difference num">{_e(_num(m.get("mean_difference")))}</td>',
+                f'<td class="psi-champion num">{_e(_num(m.get("psi_champion")))}</td>',
+                '<td class="flip-share num">'
+                + (
+                    f"{_e(_pct(flips))} at {_e(_num(threshold))}"
+                    if flips is not None and threshold is not None
+                    else "—"
+                )
+                + "</td>",
+                f'<td class="error">{_e(m.get("challenger_error") or "")}</td>',
+            ]
+            body.append(
+                f'<tr class="comparison" data-run-id="{_e(m.get("run_id"))}" '
+                f'data-model-version="{_e(m.get("model_version"))}" data-status="{_e(status)}">'
+                + "".join(cells)
+                + "</tr>"
+            )
+        return (
+            '<section id="challengers-section"><h2>Champion vs challengers '
+            '<span class="muted-h">(shadow scoring, latest partitions)</span></h2>'
+            '<div class="scroll"><table id="challengers"><thead>'
+            f"{head}</thead><tbody>" + "".join(body) + "</tbody></table></div>"
+            '<p class="muted">Promote a challenger with <code>lakescore promote --job '
+            f"{_e(self.job.name)} --version N</code>.</p></section>"
+        )
 
     # ------------------------------------------------------------------ runs table
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakescore import guards, layout, tables
+from lakescore import shadow as shadow_scoring
 from lakescore.config import PlatformConfig, ScoringJob
 from lakescore.cost import run_cost
 from lakescore.errors import BadInputError, DriftFailure, LakescoreError, ScoringFailure
@@ -37,9 +38,10 @@ from lakescore.models import (
 from lakescore.monitoring import append_metrics, metrics_row
 from lakescore.redaction import redact
 from lakescore.scoring import (
+    ModelSlot,
     audit_scores,
     require_clean_audit,
-    score_features,
+    score_models,
     with_prediction_columns,
 )
 
@@ -161,6 +163,7 @@ def score_partition(
     action: str | None = None,
     reason: str | None = None,
     lineage_details: dict[str, Any] | None = None,
+    shadow: bool = True,
 ) -> RunResult:
     """Score partition ``ds`` of ``job`` and publish it; see the module docstring.
 
@@ -170,7 +173,9 @@ def score_partition(
     in two Spark applications: ``validate_only`` stops after validation (lineage action
     ``validate``); the scoring task then passes ``validated`` (and the same ``input_version``)
     so Great Expectations does not run twice. ``action``/``reason``/``lineage_details`` mark
-    the lineage row of a re-score that is not a plain run (``rollback``). Raises :class:`BadInputError` or
+    the lineage row of a re-score that is not a plain run (``rollback``). ``shadow=False``
+    leaves the job's challengers out of this run (the shadow table is not touched). Raises
+    :class:`BadInputError` or
     :class:`ScoringFailure`; lineage has the attempt either way.
     """
     progress = _RedactingProgress(progress or ProgressReporter())
@@ -199,7 +204,7 @@ def score_partition(
     staging_dir = Path(platform.staging_root) / job.name / day.isoformat() / run_id
     try:
         result = _run(
-            _Request(input_version, validate_only, validated),
+            _Request(input_version, validate_only, validated, shadow),
             job,
             day,
             platform,
@@ -261,6 +266,7 @@ class _Request:
     input_version: int | None
     validate_only: bool
     validated: bool
+    shadow: bool = True
 
 
 def _run(
@@ -313,6 +319,14 @@ def _run(
             model, feature_schema, explicit, job=job.name, table=job.features.table
         )
         progress.stage("resolve_model", f"{model.name} version {model.version}")
+        challengers: list[shadow_scoring.Challenger] = []
+        if request.shadow and job.shadow.enabled and not request.validate_only:
+            challengers = shadow_scoring.resolve_challengers(
+                platform, job, model, feature_schema, features
+            )
+            for c in challengers:
+                version = f" version {c.model.version}" if c.model else ""
+                progress.stage("resolve_model", f"challenger {c.reference}{version}: {c.status}")
 
     if info.rows == 0 and job.output.on_empty_partition == "fail":
         raise BadInputError(
@@ -330,11 +344,15 @@ def _run(
         record.spark_app_id = sc.applicationId
         record.spark_master = sc.master
         sc.setJobGroup(run_id, f"lakescore {job.name} {day}", interruptOnCancel=True)
+        shadow_scoring.keep_scan_locations(spark)
 
     with stages("load_model"):
         model_dir = download_model(platform, model, job=job.name)
         guards.check_model_loadable(model_dir, model, job=job.name)
         shipped = _ship_model(spark, model_dir, model)
+        shadow_scoring.load_challengers(
+            platform, job, challengers, lambda d, m: _ship_model(spark, d, m)
+        )
 
     source = tables.read_partition(spark, job.features.table, part_col, day, info.version)
     input_rows = info.rows
@@ -388,7 +406,9 @@ def _run(
     scored_at = utcnow()
     with stages("score", f"{input_rows if input_rows is not None else '?'} rows -> staging"):
         _split_for_parallelism(spark, info.size_bytes)
-        scored = score_features(source, model, str(model_dir), keys, features, shipped)
+        champion_slot = ModelSlot.of(model, str(model_dir), features, shipped_name=shipped)
+        challenger_slots = shadow_scoring.slots(challengers)
+        scored = score_models(source, [champion_slot, *challenger_slots], keys)
         out = with_prediction_columns(
             scored,
             model=model,
@@ -397,10 +417,14 @@ def _run(
             partition_column=part_col,
             ds=day,
             key_columns=keys,
+            extra_columns=[slot.score_column for slot in challenger_slots],
         )
         with _watch_tasks(spark, run_id, progress):
             out.write.mode("errorifexists").parquet(str(staging_dir))
         record.executor_seconds, record.failed_tasks = _task_metrics(spark, run_id)
+        record.details["source_scan"] = shadow_scoring.source_scan(
+            spark, run_id, job.features.table
+        )
 
     with stages("audit"):
         staged = spark.read.parquet(str(staging_dir))
@@ -445,6 +469,8 @@ def _run(
                 job=job.name,
                 ds=day.isoformat(),
             )
+        if challengers:
+            _compare_challengers(staged, challengers, job, drift, progress)
         progress.stage(
             "drift",
             f"{drift.status}: PSI vs previous {_fmt(drift.psi_previous)}, "
@@ -479,6 +505,23 @@ def _run(
         append_metrics(platform.metrics_table, [metrics_row(drift, **metrics, published=True)])
         if rejects is not None:
             _publish_rejects(spark, job, day, run_id, rejects, platform, txn_version, record)
+    if challengers:
+        with stages("shadow", job.shadow_table):
+            _publish_challengers(
+                spark,
+                staged,
+                challengers,
+                job,
+                day,
+                run_id,
+                txn_version,
+                info.version,
+                key_fields,
+                model,
+                platform,
+                record,
+                progress,
+            )
     source.unpersist()
 
     return RunResult(
@@ -494,6 +537,103 @@ def _run(
         output_table=job.output.table,
         output_version=version,
         seconds=(utcnow() - record.started_at).total_seconds(),
+    )
+
+
+def _compare_challengers(
+    staged: DataFrame,
+    challengers: list[shadow_scoring.Challenger],
+    job: ScoringJob,
+    drift: Any,
+    progress: ProgressReporter,
+) -> None:
+    """Challenger vs champion statistics; an error here fails the challengers, not the run."""
+    try:
+        shadow_scoring.compare(
+            staged,
+            challengers,
+            score_min=job.audit.score_min,
+            score_max=job.audit.score_max,
+            bins=job.monitoring.bins,
+            threshold=job.shadow.decision_threshold,
+            champion_counts=drift.distribution.bin_counts,
+        )
+    except Exception as exc:
+        for c in challengers:
+            if c.active:
+                c.fail(f"comparison failed: {type(exc).__name__}: {exc}")
+    for c in challengers:
+        if c.comparison is not None:
+            comp = c.comparison
+            progress.stage(
+                "compare",
+                f"{c.reference}: corr {_fmt(comp.correlation)}, mean diff "
+                f"{_fmt(comp.mean_difference)}, PSI vs champion {_fmt(comp.psi_champion)}, "
+                f"flips {_fmt(comp.flip_share)} ({c.status})",
+            )
+
+
+def _publish_challengers(
+    spark: SparkSession,
+    staged: DataFrame,
+    challengers: list[shadow_scoring.Challenger],
+    job: ScoringJob,
+    day: date,
+    run_id: str,
+    txn_version: int,
+    input_version: int,
+    key_fields: list[Any],
+    champion: ResolvedModel,
+    platform: PlatformConfig,
+    record: LineageRecord,
+    progress: ProgressReporter,
+) -> None:
+    """Shadow table publish + challenger metrics, after the champion's publish. Any failure
+    is recorded (lineage details, metrics) and never fails the run."""
+    shadow_version = None
+    error = None
+    try:
+        shadow_version = shadow_scoring.publish_shadow(
+            spark,
+            staged,
+            challengers,
+            job=job,
+            ds=day,
+            run_id=run_id,
+            txn_version=txn_version,
+            input_version=input_version,
+            key_fields=key_fields,
+        )
+    except Exception as exc:
+        error = f"shadow publish failed: {type(exc).__name__}: {str(exc)[:500]}"
+        for c in challengers:
+            if c.active:
+                c.fail(error)
+    record.details["shadow"] = {
+        "table": job.shadow_table,
+        "version": shadow_version,
+        "error": error,
+        "challengers": [c.summary() for c in challengers],
+    }
+    try:
+        rows = shadow_scoring.metrics_rows(
+            challengers,
+            run_id=run_id,
+            job=job,
+            ds=day,
+            champion=champion,
+            computed_at=utcnow(),
+            published=shadow_version is not None,
+        )
+        if rows:
+            append_metrics(platform.metrics_table, rows)
+    except Exception as exc:
+        record.details["shadow"]["metrics_error"] = f"{type(exc).__name__}: {exc}"
+    failed = [c.reference for c in challengers if c.status == "failed"]
+    progress.stage(
+        "shadow",
+        f"{job.shadow_table} version {shadow_version}"
+        + (f"; failed challengers: {', '.join(failed)}" if failed else ""),
     )
 
 

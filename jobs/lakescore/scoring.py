@@ -1,15 +1,17 @@
 """Pure functions of DataFrames: score a feature partition, add the prediction columns, audit.
 
-The model is loaded once per Python worker process (:func:`scorer_for` caches it; Spark reuses
-workers), never once per batch. Batches arrive as Arrow record batches (``mapInArrow``) and
-go to the model as one float64, Fortran-ordered array per batch, without a pandas round trip.
+Every model (the champion and any shadow challengers) is loaded once per Python worker process
+(:func:`scorer_for` caches it; Spark reuses workers), never once per batch. Batches arrive as
+Arrow record batches (``mapInArrow``) and go to each model as one float64, Fortran-ordered array
+per batch, without a pandas round trip: the partition is read once, whatever the model count.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -19,6 +21,7 @@ from lakescore import layout
 from lakescore.errors import AuditFailure
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
     from pyspark.sql import DataFrame
 
@@ -45,35 +48,142 @@ def _local_model_dir(model_dir: str, shipped_name: str | None) -> str:
     return SparkFiles.get(shipped_name)
 
 
+@dataclass(frozen=True)
+class ModelSlot:
+    """One model of a scoring pass and the output column its scores go to.
+
+    ``required``: the champion; a load or predict error fails the Spark task (and so the
+    run). A challenger (``required=False``) that cannot load or score yields null scores for
+    the rows it missed; the driver then records it as failed without blocking the champion.
+    """
+
+    score_column: str
+    model_dir: str
+    flavor: str
+    positive_class: int | str
+    feature_columns: tuple[str, ...]  # in the model's signature order
+    shipped_name: str | None = None
+    required: bool = True
+
+    @classmethod
+    def of(
+        cls,
+        model: ResolvedModel,
+        model_dir: str,
+        feature_columns: Sequence[str],
+        *,
+        score_column: str = layout.SCORE,
+        shipped_name: str | None = None,
+        required: bool = True,
+    ) -> ModelSlot:
+        return cls(
+            score_column=score_column,
+            model_dir=model_dir,
+            flavor=model.flavor,
+            positive_class=model.positive_class,
+            feature_columns=tuple(feature_columns),
+            shipped_name=shipped_name,
+            required=required,
+        )
+
+
+_FAILED_LOADS: dict[tuple[str, str, str], str] = {}
+
+
+def _scorer_or_none(slot: ModelSlot) -> ProbabilityScorer | None:
+    """The slot's scorer; for a challenger, None (once per process, logged) if it cannot load."""
+    model_dir = _local_model_dir(slot.model_dir, slot.shipped_name)
+    if slot.required:
+        return scorer_for(model_dir, slot.flavor, slot.positive_class)
+    key = (model_dir, slot.flavor, repr(slot.positive_class))
+    if key in _FAILED_LOADS:
+        return None
+    try:
+        return scorer_for(model_dir, slot.flavor, slot.positive_class)
+    except Exception as exc:  # a challenger never fails the pass
+        _FAILED_LOADS[key] = f"{type(exc).__name__}: {exc}"
+        print(f"lakescore: challenger {slot.score_column} not loaded: {exc}", file=sys.stderr)
+        return None
+
+
+def feature_matrix(batch: pa.RecordBatch, columns: Sequence[str]) -> np.ndarray:
+    """The batch's feature columns as one float64, Fortran-ordered matrix (rows x features)."""
+    import numpy as np
+
+    matrix = np.empty((batch.num_rows, len(columns)), dtype=np.float64, order="F")
+    for j, name in enumerate(columns):
+        matrix[:, j] = batch.column(name).to_numpy(zero_copy_only=False)
+    return matrix
+
+
+def score_batch(
+    batch: pa.RecordBatch,
+    scorers: Sequence[tuple[ModelSlot, ProbabilityScorer | None]],
+    key_columns: Sequence[str],
+) -> pa.RecordBatch:
+    """The per-batch core: keys + one score column per model, every model on the same batch
+    (one feature matrix per distinct signature column order)."""
+    import pyarrow as pa
+
+    rows = batch.num_rows
+    matrices: dict[tuple[str, ...], np.ndarray] = {}
+    arrays = [batch.column(k) for k in key_columns]
+    for slot, scorer in scorers:
+        scores = None
+        if scorer is not None:
+            if slot.feature_columns not in matrices:
+                matrices[slot.feature_columns] = feature_matrix(batch, slot.feature_columns)
+            matrix = matrices[slot.feature_columns]
+            if slot.required:
+                scores = scorer.score(matrix)
+            else:
+                try:
+                    scores = scorer.score(matrix)
+                    if len(scores) != rows:
+                        raise ValueError(f"{len(scores)} scores for {rows} rows")
+                except Exception as exc:  # a challenger never fails the pass
+                    print(f"lakescore: challenger {slot.score_column}: {exc}", file=sys.stderr)
+                    scores = None
+        arrays.append(
+            pa.nulls(rows, pa.float64()) if scores is None else pa.array(scores, pa.float64())
+        )
+    return pa.RecordBatch.from_arrays(
+        arrays, names=[*key_columns, *(slot.score_column for slot, _ in scorers)]
+    )
+
+
 def score_record_batches(
     batches: Iterator[pa.RecordBatch],
     *,
-    model_dir: str,
-    shipped_name: str | None,
-    flavor: str,
-    positive_class: int | str,
-    key_columns: list[str],
-    feature_columns: list[str],
+    slots: Sequence[ModelSlot],
+    key_columns: Sequence[str],
 ) -> Iterator[pa.RecordBatch]:
-    """Runs in the Python worker: (keys + features) batches -> (keys + score) batches."""
-    import numpy as np
-    import pyarrow as pa
-
-    scorer = scorer_for(_local_model_dir(model_dir, shipped_name), flavor, positive_class)
+    """Runs in the Python worker: (keys + features) batches -> (keys + one score column per
+    model) batches. Every model is loaded once per worker process and scores every batch."""
+    scorers = [(slot, _scorer_or_none(slot)) for slot in slots]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         for batch in batches:
-            rows = batch.num_rows
-            if rows == 0:
-                continue
-            matrix = np.empty((rows, len(feature_columns)), dtype=np.float64, order="F")
-            for j, name in enumerate(feature_columns):
-                matrix[:, j] = batch.column(name).to_numpy(zero_copy_only=False)
-            scores = scorer.score(matrix)
-            yield pa.RecordBatch.from_arrays(
-                [*(batch.column(k) for k in key_columns), pa.array(scores, pa.float64())],
-                names=[*key_columns, layout.SCORE],
-            )
+            if batch.num_rows:
+                yield score_batch(batch, scorers, key_columns)
+
+
+def score_models(
+    features: DataFrame, slots: Sequence[ModelSlot], key_columns: Sequence[str]
+) -> DataFrame:
+    """Keys + one score column per slot for every row of ``features``: one map over the
+    partition (no shuffle), all models in the same pass over the same Arrow batches."""
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
+    if not slots or not slots[0].required:
+        raise ValueError("the first slot is the champion (required)")
+    key_fields = [features.schema[k] for k in key_columns]
+    out_schema = StructType(
+        [*key_fields, *(StructField(slot.score_column, DoubleType(), True) for slot in slots)]
+    )
+    columns = list(dict.fromkeys(c for slot in slots for c in slot.feature_columns))
+    worker = partial(score_record_batches, slots=list(slots), key_columns=list(key_columns))
+    return features.select(*key_columns, *columns).mapInArrow(worker, out_schema)
 
 
 def score_features(
@@ -84,21 +194,9 @@ def score_features(
     feature_columns: list[str],
     shipped_name: str | None = None,
 ) -> DataFrame:
-    """Keys + ``score`` for every row of ``features`` (a map: no shuffle)."""
-    from pyspark.sql.types import DoubleType, StructField, StructType
-
-    key_fields = [features.schema[k] for k in key_columns]
-    out_schema = StructType([*key_fields, StructField(layout.SCORE, DoubleType(), True)])
-    worker = partial(
-        score_record_batches,
-        model_dir=model_dir,
-        shipped_name=shipped_name,
-        flavor=model.flavor,
-        positive_class=model.positive_class,
-        key_columns=key_columns,
-        feature_columns=feature_columns,
-    )
-    return features.select(*key_columns, *feature_columns).mapInArrow(worker, out_schema)
+    """Keys + ``score`` for every row of ``features`` with one model (see :func:`score_models`)."""
+    slot = ModelSlot.of(model, model_dir, feature_columns, shipped_name=shipped_name)
+    return score_models(features, [slot], key_columns)
 
 
 def with_prediction_columns(
@@ -110,8 +208,10 @@ def with_prediction_columns(
     partition_column: str,
     ds: date,
     key_columns: list[str],
+    extra_columns: Sequence[str] = (),
 ) -> DataFrame:
-    """The prediction-table layout: keys, score, model name/version, run id, time, partition."""
+    """The prediction-table layout: keys, score, model name/version, run id, time, partition
+    (``extra_columns``, e.g. challenger scores for staging, go just before the partition)."""
     from pyspark.sql import functions as F
 
     return scored.select(
@@ -121,6 +221,7 @@ def with_prediction_columns(
         F.lit(model.version).cast("bigint").alias(layout.MODEL_VERSION),
         F.lit(run_id).alias(layout.RUN_ID),
         F.lit(scored_at).cast("timestamp").alias(layout.SCORED_AT),
+        *(F.col(c) for c in extra_columns),
         F.lit(ds).cast("date").alias(partition_column),
     )
 

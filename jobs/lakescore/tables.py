@@ -336,14 +336,15 @@ def replace_partition(
     ds: date,
     commit: CommitInfo,
     txn_version: int,
+    app_id: str | None = None,
 ) -> int:
     """Replace partition ``ds`` with ``df`` in one atomic commit; return the new table version.
 
     ``txn_version`` grows with each run of the same (job, ds) (the run's start time in ms): a
     retry of the same run is a no-op, and a run older than the last publish is refused instead
-    of overwriting newer scores.
+    of overwriting newer scores. ``app_id`` defaults to :func:`publish_app_id`.
     """
-    app_id = publish_app_id(commit.job, ds)
+    app_id = app_id or publish_app_id(commit.job, ds)
     recorded = transaction_version(uri, app_id)
     if recorded is not None and recorded >= txn_version:
         if recorded == txn_version:

@@ -67,12 +67,24 @@ def _doc_md(job: ScoringJob, platform: PlatformConfig) -> str:
 `airflow backfill create --dag-id score_{job.name} --from-date 2026-11-01 --to-date 2026-11-07`.
 Reruns replace the partition; they never duplicate rows.
 
-**Report** (runs, score histogram vs training baseline, PSI over time, validation): the
+{_shadow_doc(job)}**Report** (runs, score histogram vs training baseline, PSI over time, validation): the
 "Scoring reports" entry of this Airflow's menu, `/lakescore/reports/{job.name}`, or
 `lakescore report --job {job.name}`.
 
 **Query** the scores: `lakescore sql "select * from scores_{job.name} where ds = DATE '2026-11-01'"`
 """
+
+
+def _shadow_doc(job: ScoringJob) -> str:
+    if not job.model.challengers or not job.shadow.enabled:
+        return ""
+    refs = ", ".join(f"`{c.model_ref(job.model).reference}`" for c in job.model.challengers)
+    return (
+        f"**Shadow scoring**: challengers {refs} score the same partition in the same pass into "
+        f"`{job.shadow_table}`; the comparison with the champion is in the report. Turn them "
+        f"off for one run with `--conf '{{\"shadow\": false}}'`; promote with "
+        f"`lakescore promote --job {job.name} --version N`.\n\n"
+    )
 
 
 def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = None) -> DAG:
@@ -96,6 +108,26 @@ def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = 
                 },
             ),
         )
+    params = {
+        "ds": Param(
+            None,
+            type=["null", "string"],
+            pattern=DS_PATTERN,
+            description="Partition to score (YYYY-MM-DD). Default: the run's logical date.",
+        ),
+        "model_version": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Pin a model version (wins over the configured alias).",
+        ),
+    }
+    if job.model.challengers and job.shadow.enabled:
+        params["shadow"] = Param(
+            True,
+            type="boolean",
+            description="Score the challengers in shadow (into the shadow table) in this run.",
+        )
     schedule: Any = (
         [feature_asset(job)] if job.schedule.cron == "feature_asset" else job.schedule.cron
     )
@@ -109,20 +141,7 @@ def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = 
         max_active_runs=settings.max_active_runs,
         tags=[*platform.airflow.dag_tags, *job.tags],
         deadline=deadline,
-        params={
-            "ds": Param(
-                None,
-                type=["null", "string"],
-                pattern=DS_PATTERN,
-                description="Partition to score (YYYY-MM-DD). Default: the run's logical date.",
-            ),
-            "model_version": Param(
-                None,
-                type=["null", "integer"],
-                minimum=1,
-                description="Pin a model version (wins over the configured alias).",
-            ),
-        },
+        params=params,
         default_args={
             "owner": job.owner,
             "retries": settings.retries,
@@ -169,6 +188,9 @@ def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = 
         score = ScorePartitionOperator(
             task_id="score_and_publish",
             outlets=[prediction_asset(job)],
+            shadow="{{ 'off' if params.shadow is false else 'on' }}"
+            if "shadow" in params
+            else None,
             input_version=(
                 "{{ ti.xcom_pull(task_ids='validate_partition') }}"
                 if job.validation.enabled

@@ -24,7 +24,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from lakescore.errors import BadInputError
 
 # dag_run.conf keys a run accepts; anything else fails the run before anything is read.
-RUN_CONF_KEYS = ("ds", "model_version")
+RUN_CONF_KEYS = ("ds", "model_version", "shadow")
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 
 
@@ -269,6 +269,7 @@ class ScorePartitionOperator(SparkSubmitOperator):
         step: str = "score",
         input_version: str | None = None,
         conf_dir: str | None = None,
+        shadow: str | None = None,
         **kwargs: Any,
     ) -> None:
         if step not in ("score", "validate"):
@@ -278,6 +279,8 @@ class ScorePartitionOperator(SparkSubmitOperator):
             args += ["--input-version", input_version]
         if step == "score" and input_version is not None:
             args += ["--validated"]
+        if step == "score" and shadow is not None:
+            args += ["--shadow", shadow]  # templated: "on" / "off" (the DAG's `shadow` param)
         if conf_dir:
             args += ["--conf", conf_dir]
         kwargs.setdefault("openlineage_inject_parent_job_info", True)
@@ -386,17 +389,21 @@ class ScorePartitionOperator(SparkSubmitOperator):
                     )
                 ]
             )
+        outputs = [
+            OutputDataset("file", job.output.table, facets=version_facet(row.get("output_version")))
+        ]
+        shadow = json.loads(row.get("details") or "{}").get("shadow") or {}
+        if shadow.get("version") is not None:  # challengers published to the shadow table
+            outputs.append(
+                OutputDataset("file", job.shadow_table, facets=version_facet(shadow["version"]))
+            )
         return OperatorLineage(
             inputs=[
                 InputDataset(
                     "file", job.features.table, facets=version_facet(row.get("input_version"))
                 )
             ],
-            outputs=[
-                OutputDataset(
-                    "file", job.output.table, facets=version_facet(row.get("output_version"))
-                )
-            ],
+            outputs=outputs,
             run_facets={
                 "lakescore_model": model_run_facet(
                     name=job.model.name,

@@ -148,6 +148,15 @@ def test_erase_removes_exactly_the_named_entities_from_every_table(world, spark,
         "  expectations: [{column: tenure_months, min: 0}]\n",
     )
     world.variant_job(plain, lambda t: t)
+    # the plain job also runs a challenger (the champion's version, pinned): a shadow table
+    world.write_job(
+        plain,
+        f"name: {plain}\n"
+        f"model: {{name: {world.model_name}, alias: champion, "
+        f"challengers: [{{version: {world.model_v1}}}]}}\n"
+        f"features: {{table: features/{plain}, entity_keys: [customer_id]}}\n"
+        f"output: {{table: scores/{plain}}}\n",
+    )
     for day in DAYS:
         score_partition(world.job(quarantined), day, platform=world.platform, spark=spark)
     for day in DAYS[:2]:
@@ -156,6 +165,7 @@ def test_erase_removes_exactly_the_named_entities_from_every_table(world, spark,
         "q_pred": world.job(quarantined).output.table,
         "q_rej": world.platform.rejects_table(quarantined),
         "p_pred": world.job(plain).output.table,
+        "p_shadow": world.job(plain).shadow_table,
     }
     before = {k: tables.read_table(u) for k, u in targets.items()}
     versions = {k: tables.table_version(u) for k, u in targets.items()}
@@ -180,13 +190,15 @@ def test_erase_removes_exactly_the_named_entities_from_every_table(world, spark,
         deleted[k] = before[k].num_rows - after.num_rows
         assert tables.table_version(uri) == versions[k] + 1, k  # one commit per table
     # predictions: 5 and 7 only on the day they were valid; 100, 2999 every day
-    assert deleted == {"q_pred": 2 + 3 + 3, "q_rej": 4, "p_pred": 2 + 2 + 2 + 2}
+    assert deleted == {"q_pred": 2 + 3 + 3, "q_rej": 4, "p_pred": 4 + 4, "p_shadow": 4 + 4}
     by_table = {(t.job, t.kind): t.rows_deleted for t in result.tables}
     assert by_table == {
         (quarantined, "predictions"): deleted["q_pred"],
         (quarantined, "rejects"): deleted["q_rej"],
         (plain, "predictions"): deleted["p_pred"],
         (plain, "rejects"): 0,  # no rejects table for this job
+        (plain, "shadow"): deleted["p_shadow"],
+        (quarantined, "shadow"): 0,  # no challengers, no shadow table
     }
     assert result.entities == len(erased)
 
