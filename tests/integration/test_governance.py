@@ -148,12 +148,23 @@ def test_erase_removes_exactly_the_named_entities_from_every_table(world, spark,
         "  expectations: [{column: tenure_months, min: 0}]\n",
     )
     world.variant_job(plain, lambda t: t)
-    # the plain job also runs a challenger (the champion's version, pinned): a shadow table
+    # the plain job also runs a challenger, so it has a shadow table
+    from lakescore.demo import train_and_register
+
+    train_and_register(
+        world.platform,
+        world.model_name,
+        alias="gov_challenger",
+        rows=2_000,
+        max_iter=5,
+        seed=11,
+        force_new_version=True,
+    )
     world.write_job(
         plain,
         f"name: {plain}\n"
         f"model: {{name: {world.model_name}, alias: champion, "
-        f"challengers: [{{version: {world.model_v1}}}]}}\n"
+        f"challengers: [{{alias: gov_challenger}}]}}\n"
         f"features: {{table: features/{plain}, entity_keys: [customer_id]}}\n"
         f"output: {{table: scores/{plain}}}\n",
     )
