@@ -111,11 +111,12 @@ def test_overlay_may_not_carry_a_master() -> None:
 
 def test_later_overlay_wins() -> None:
     settings = SparkSettings(
+        default_profile="base",
         profiles={
             "base": SparkProfile(master="local[1]", conf={"a": "1", "b": "1"}),
             "x": SparkProfile(overlay=True, conf={"b": "2", "c": "2"}),
             "y": SparkProfile(overlay=True, conf={"c": "3"}),
-        }
+        },
     )
 
     assert settings.resolved_profile("base+x+y").conf == {"a": "1", "b": "2", "c": "3"}
