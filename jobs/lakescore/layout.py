@@ -92,6 +92,9 @@ def lineage_schema() -> pa.Schema:
             pa.field("user", pa.string()),
             pa.field("host", pa.string()),
             pa.field("details", pa.string()),
+            # executors the Spark application lost during the run (killed, preempted,
+            # decommissioned); see lakescore.executors
+            pa.field("lost_executors", pa.int64()),
         ]
     )
 

@@ -118,6 +118,7 @@ class LineageRecord:
     user: str = field(default_factory=lambda: _current_user())
     host: str = field(default_factory=socket.gethostname)
     details: dict[str, Any] = field(default_factory=dict)
+    lost_executors: int | None = None
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from lakescore import layout, tables
 from lakescore.config import PlatformConfig, ScoringJob
 from lakescore.errors import BadInputError, DriftFailure, LakescoreError, ScoringFailure
+from lakescore.executors import executor_losses
 from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 from lakescore.models import (
     ResolvedModel,
@@ -34,6 +35,7 @@ from lakescore.models import (
     resolve_model_version,
 )
 from lakescore.monitoring import append_metrics, metrics_row
+from lakescore.recovery import AttemptMarker, fault_point, recover_abandoned
 from lakescore.scoring import (
     audit_scores,
     require_clean_audit,
@@ -118,10 +120,13 @@ class _Stages:
     def __init__(self, progress: ProgressReporter) -> None:
         self.progress = progress
         self.seconds: dict[str, float] = {}
+        self.on_stage: Callable[[str], None] | None = None
 
     @contextmanager
     def __call__(self, name: str, detail: str = "") -> Iterator[None]:
         self.progress.stage(name, detail)
+        if self.on_stage:
+            self.on_stage(name)
         start = time.perf_counter()
         try:
             yield
@@ -174,6 +179,11 @@ def score_partition(
         output_table=job.output.table,
     )
     staging_dir = Path(platform.staging_root) / job.name / day.isoformat() / run_id
+    # A driver killed earlier left a marker and maybe staged files: record it, clean it up.
+    _recover_abandoned_attempts(platform, job, progress)
+    marker = AttemptMarker(staging_dir, record)
+    marker.write()
+    stages.on_stage = marker.write
     try:
         result = _run(
             _Request(input_version, validate_only, validated),
@@ -202,6 +212,7 @@ def score_partition(
         record.error_class = type(err).__name__
         record.error = str(err)[:4000]
         _finish(record, stages, platform)
+        marker.remove()
         if err is exc:
             raise
         raise err from exc
@@ -209,6 +220,7 @@ def score_partition(
         shutil.rmtree(staging_dir, ignore_errors=True)
     record.status = "succeeded"
     _finish(record, stages, platform)
+    marker.remove()
     result.stage_seconds = dict(stages.seconds)
     result.seconds = record.duration_s or result.seconds
     return result
@@ -353,6 +365,8 @@ def _run(
         with _watch_tasks(spark, run_id, progress):
             out.write.mode("errorifexists").parquet(str(staging_dir))
         record.executor_seconds, record.failed_tasks = _task_metrics(spark, run_id)
+        _record_executor_losses(spark, record)
+    fault_point("after_staging")
 
     with stages("audit"):
         staged = spark.read.parquet(str(staging_dir))
@@ -404,6 +418,8 @@ def _run(
             + (f" ({'; '.join(drift.messages)})" if drift.messages else ""),
         )
 
+    _record_executor_losses(spark, record)
+    fault_point("before_publish")
     with stages("publish", job.output.table):
         schema = tables.table_schema(job.features.table, info.version)
         key_fields = [schema.field(k) for k in keys]
@@ -431,6 +447,7 @@ def _run(
         append_metrics(platform.metrics_table, [metrics_row(drift, **metrics, published=True)])
         if rejects is not None:
             _publish_rejects(spark, job, day, run_id, rejects, platform, txn_version, record)
+    fault_point("after_publish")
     source.unpersist()
 
     return RunResult(
@@ -447,6 +464,30 @@ def _run(
         output_version=version,
         seconds=(utcnow() - record.started_at).total_seconds(),
     )
+
+
+def _recover_abandoned_attempts(
+    platform: PlatformConfig, job: ScoringJob, progress: ProgressReporter
+) -> None:
+    try:
+        found = recover_abandoned(platform, job).abandoned
+    except Exception as exc:  # cleanup of an earlier attempt must not stop this one
+        progress.stage("recover", f"WARNING: could not check for abandoned attempts: {exc}")
+        return
+    for item in found:
+        progress.stage(
+            "recover",
+            f"recorded abandoned attempt {item['run_id']} (died in {item['last_stage']}) "
+            "and removed its staged files",
+        )
+
+
+def _record_executor_losses(spark: SparkSession, record: LineageRecord) -> None:
+    losses = executor_losses(spark)
+    if losses is not None:
+        record.lost_executors = losses.count
+        if losses.reasons:
+            record.details["lost_executors"] = losses.reasons
 
 
 def _fmt(value: float | None) -> str:
