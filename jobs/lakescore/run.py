@@ -714,13 +714,19 @@ def _ensure_prediction_table(spark: SparkSession, job: ScoringJob, key_fields: l
     if tables.table_exists(job.output.table):
         return
     schema = layout.prediction_schema(key_fields, job.features.partition_column)
-    tables.ensure_table(
-        spark,
-        job.output.table,
-        from_arrow_schema(schema),
-        job.features.partition_column,
-        f"lakescore predictions of job {job.name} ({job.model.name})",
-    )
+    try:
+        tables.ensure_table(
+            spark,
+            job.output.table,
+            from_arrow_schema(schema),
+            job.features.partition_column,
+            f"lakescore predictions of job {job.name} ({job.model.name})",
+        )
+    except Exception:
+        # Two first runs (different days) raced to create the table: the loser's commit of
+        # version 0 fails. The table the winner created is the same layout; publish into it.
+        if not tables.table_exists(job.output.table):
+            raise
 
 
 def _ship_model(spark: SparkSession, model_dir: Path, model: ResolvedModel) -> str | None:
