@@ -27,15 +27,23 @@ def executor_losses(spark: SparkSession) -> ExecutorLosses | None:
     killed, its worker gone, or decommissioned (a preemption notice).
     """
     try:
-        store = spark.sparkContext._jsc.sc().statusStore()  # type: ignore[attr-defined]
-        summaries = store.executorList(False)
+        jsc = spark.sparkContext._jsc.sc()  # type: ignore[attr-defined]
+        summaries = jsc.statusStore().executorList(False)
+        scheduler = jsc.taskScheduler()
         reasons: dict[str, str] = {}
         for i in range(summaries.size()):
             summary: Any = summaries.apply(i)
-            if summary.id() == "driver" or summary.isActive():
+            executor_id = str(summary.id())
+            if executor_id == "driver":
+                continue
+            if summary.isActive():
+                # A decommissioned executor drains (finishes its tasks, migrates its blocks)
+                # before it leaves: it is lost to the run already.
+                if scheduler.getExecutorDecommissionState(executor_id).isDefined():
+                    reasons[executor_id] = "decommissioning (draining)"
                 continue
             reason = summary.removeReason()
-            reasons[str(summary.id())] = str(reason.get()) if reason.isDefined() else ""
+            reasons[executor_id] = str(reason.get()) if reason.isDefined() else ""
         return ExecutorLosses(len(reasons), reasons)
     except Exception:  # a status-store change must never fail a run
         return None
