@@ -168,7 +168,8 @@ def recover_abandoned(
             os.rename(marker, claimed)
         except FileNotFoundError:
             continue
-        report.abandoned.append(_record_abandoned(platform, job, body, marker))
+        # (a rename keeps the mtime: the claimed file still says when the attempt was last seen)
+        report.abandoned.append(_record_abandoned(platform, job, body, claimed))
         staged = marker.parent / marker.name.removesuffix(MARKER_SUFFIX)
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
