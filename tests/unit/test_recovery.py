@@ -167,3 +167,20 @@ def test_fault_point_kills_only_when_named() -> None:
 
     with pytest.raises(ValueError, match="unknown fault point"):
         fault_point("somewhere")
+
+
+def test_publish_conflict_names_the_delta_exception() -> None:
+    from lakescore.tables import delta_conflict_name
+
+    py4j = (
+        "Py4JJavaError An error occurred while calling o412.save.\n: "
+        "io.delta.exceptions.ConcurrentAppendException: [DELTA_CONCURRENT_APPEND] ..."
+    )
+    assert delta_conflict_name(py4j) == "ConcurrentAppendException"
+    assert delta_conflict_name("x: io.delta.exceptions.MetadataChangedException: y") == (
+        "MetadataChangedException"
+    )
+    assert delta_conflict_name("Py4JJavaError: java.io.IOException: disk full") is None
+    assert delta_conflict_name(": DeltaConcurrentModificationException: x") == (
+        "DeltaConcurrentModificationException"
+    )
