@@ -29,14 +29,6 @@ BIG_ROWS = int(os.environ.get("LAKESCORE_CHAOS_ROWS", "200000"))
 RUN_TIMEOUT_S = 420.0
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.chaos)
-            item.add_marker(pytest.mark.integration)
-
-
 @dataclass
 class ChaosWorld:
     world: World

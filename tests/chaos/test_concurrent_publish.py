@@ -15,6 +15,8 @@ import pytest
 from tests.chaos.conftest import ChaosWorld, finish
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
 
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
 JOB = "race"
 
 

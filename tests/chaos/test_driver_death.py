@@ -18,6 +18,8 @@ from lakescore.recovery import MARKER_SUFFIX
 from tests.chaos.conftest import ChaosWorld, finish, kill_group, wait_for
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
 
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
 DAY = DAYS[0]
 JOB = "crash"
 

@@ -13,6 +13,8 @@ from tests.chaos.cluster import StandaloneCluster
 from tests.chaos.conftest import BIG_DAY, BIG_ROWS, ChaosWorld, finish, wait_for
 from tests.conftest import lineage_rows
 
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
 PROFILE = "standalone+spot"
 
 
