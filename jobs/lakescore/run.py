@@ -182,9 +182,9 @@ def score_partition(
     # A driver killed earlier left a marker and maybe staged files: record it, clean it up.
     _recover_abandoned_attempts(platform, job, progress)
     marker = AttemptMarker(staging_dir, record)
-    marker.write()
     stages.on_stage = marker.write
     try:
+        marker.write()
         result = _run(
             _Request(input_version, validate_only, validated),
             job,
