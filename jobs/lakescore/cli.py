@@ -40,6 +40,13 @@ examples:
     "airflow": """examples:
   lakescore airflow                 # UI on http://localhost:8080, login printed when ready
   lakescore airflow --port 8090""",
+    "maintenance": """records attempts whose process died (lineage status 'abandoned'), deletes their
+staged files, and vacuums files of the prediction table that no Delta version references
+(a writer killed before its commit) once they are older than --retention-hours
+examples:
+  lakescore maintenance --job churn
+  lakescore maintenance --job churn --dry-run --json       # list what VACUUM would delete
+  lakescore maintenance --job churn --retention-hours 0    # only when nothing else writes""",
     "report": """writes one self-contained HTML page (runs, score histogram vs training baseline,
 PSI over time, rows per partition, validation) from the lineage and metrics tables (no JVM)
 examples:
@@ -159,6 +166,25 @@ def _parser() -> argparse.ArgumentParser:
     airflow.add_argument("--home", help="AIRFLOW_HOME (default: <var>/airflow)")
     airflow.add_argument(
         "--port", type=int, default=8080, help="API server / UI port (default 8080)"
+    )
+
+    maintenance = command(
+        "maintenance", "Clean up after killed runs: abandoned attempts, staging, orphan files."
+    )
+    maintenance.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
+    maintenance.add_argument(
+        "--stale-after",
+        default="6h",
+        help="an attempt marker from another host older than this is abandoned (default 6h)",
+    )
+    maintenance.add_argument(
+        "--retention-hours",
+        type=int,
+        default=168,
+        help="vacuum unreferenced files older than this (default 168 = Delta's 7 days)",
+    )
+    maintenance.add_argument(
+        "--dry-run", action="store_true", help="only list the files VACUUM would delete"
     )
 
     report = command("report", "Write a job's HTML report (runs, score drift, validation).")
@@ -658,6 +684,41 @@ def _comparison_line(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    from lakescore.config import load_job, parse_duration
+    from lakescore.recovery import maintain
+
+    platform = _platform(args)
+    job = load_job(args.job, platform=platform)
+    try:
+        stale_after = parse_duration(args.stale_after)
+    except ValueError as exc:
+        raise BadInputError(str(exc), job=args.job, key="--stale-after") from None
+    if args.retention_hours < 0:
+        raise BadInputError("must be >= 0", job=args.job, key="--retention-hours")
+    report = maintain(
+        platform,
+        job,
+        stale_after=stale_after,
+        retention_hours=args.retention_hours,
+        dry_run=args.dry_run,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    for item in report.abandoned:
+        print(f"abandoned attempt {item['run_id']} (died in {item['last_stage']}): recorded")
+    for folder in report.removed_staging:
+        print(f"removed staging {folder}")
+    verb = "deleted" if report.orphans_deleted else "would delete"
+    print(
+        f"{job.name}: {len(report.abandoned)} abandoned attempts recorded, "
+        f"{len(report.removed_staging)} staging folders removed, {verb} "
+        f"{len(report.orphan_files)} unreferenced files of {job.output.table}"
+    )
+    return 0
+
+
 COMMANDS = {
     "score": cmd_score,
     "validate": cmd_score,
@@ -672,6 +733,7 @@ COMMANDS = {
     "vacuum": cmd_vacuum,
     "forecast": cmd_forecast,
     "promote": cmd_promote,
+    "maintenance": cmd_maintenance,
 }
 
 

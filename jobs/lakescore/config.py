@@ -65,10 +65,16 @@ class _Strict(BaseModel):
 
 
 class SparkProfile(_Strict):
-    """Where and how the Spark application runs. ``extends`` overlays another profile."""
+    """Where and how the Spark application runs. ``extends`` overlays another profile (or a
+    combination such as ``standalone+spot``).
+
+    An ``overlay: true`` profile has no master: it only adds settings, and is used in a
+    combination after a base profile, e.g. ``LAKESCORE_SPARK_PROFILE=standalone+spot``.
+    """
 
     master: str | None = None
     extends: str | None = None
+    overlay: bool = False
     conf: dict[str, str] = Field(default_factory=dict)
     description: str = ""
 
@@ -79,11 +85,20 @@ class SparkProfile(_Strict):
             return {str(k): _spark_conf_value(v) for k, v in value.items()}
         return value
 
+    @model_validator(mode="after")
+    def _overlay_is_settings_only(self) -> SparkProfile:
+        if self.overlay and (self.master or self.extends):
+            raise ValueError("an overlay profile only adds conf: no 'master', no 'extends'")
+        return self
+
 
 def _spark_conf_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+PROFILE_SEPARATOR = "+"
 
 
 class SparkSettings(_Strict):
@@ -93,35 +108,68 @@ class SparkSettings(_Strict):
 
     @model_validator(mode="after")
     def _profiles_resolve(self) -> SparkSettings:
-        if self.default_profile not in self.profiles:
+        first = self.default_profile.split(PROFILE_SEPARATOR)[0].strip()
+        if first not in self.profiles:
             raise ValueError(f"default_profile {self.default_profile!r} is not among profiles")
-        for name in self.profiles:
-            self.resolved_profile(name)  # raises on unknown parents or cycles
+        try:
+            self.resolved_profile(self.default_profile)
+        except ValueError as exc:
+            raise ValueError(f"default_profile {self.default_profile!r}: {exc}") from None
+        for name, profile in self.profiles.items():
+            if PROFILE_SEPARATOR in name:
+                raise ValueError(f"spark profile name {name!r} must not contain '+'")
+            if not profile.overlay:
+                self.resolved_profile(name)  # raises on unknown parents or cycles
         return self
 
     def resolved_profile(self, name: str) -> SparkProfile:
-        """The profile with every ``extends`` parent merged in (child wins)."""
-        chain: list[SparkProfile] = []
-        seen: set[str] = set()
-        current: str | None = name
-        while current is not None:
-            if current in seen:
-                raise ValueError(f"spark profile {name!r}: 'extends' forms a cycle at {current!r}")
-            if current not in self.profiles:
-                raise ValueError(f"spark profile {current!r} is not defined")
-            seen.add(current)
-            chain.append(self.profiles[current])
-            current = self.profiles[current].extends
-        master: str | None = None
-        conf: dict[str, str] = {}
-        for profile in reversed(chain):
-            master = profile.master or master
-            conf.update(profile.conf)
+        """The profile with every ``extends`` parent and every ``+overlay`` merged in (later
+        wins): ``standalone+spot`` is profile ``standalone`` with overlay ``spot`` on top."""
+        master, conf, description = self._merge(name, ())
         if master is None:
+            parts = name.split(PROFILE_SEPARATOR)
+            if len(parts) == 1 and name in self.profiles and self.profiles[name].overlay:
+                raise ValueError(
+                    f"spark profile {name!r} is an overlay: combine it with a base profile, "
+                    f"e.g. 'local{PROFILE_SEPARATOR}{name}'"
+                )
             raise ValueError(
                 f"spark profile {name!r} has no master (set it or extend one that does)"
             )
-        return SparkProfile(master=master, conf=conf, description=chain[0].description)
+        return SparkProfile(master=master, conf=conf, description=description)
+
+    def _merge(self, name: str, stack: tuple[str, ...]) -> tuple[str | None, dict[str, str], str]:
+        parts = [part.strip() for part in name.split(PROFILE_SEPARATOR)]
+        if any(not part for part in parts):
+            raise ValueError(f"spark profile {name!r}: empty name around '+'")
+        master: str | None = None
+        conf: dict[str, str] = {}
+        description = ""
+        for position, part in enumerate(parts):
+            if part in stack:
+                raise ValueError(f"spark profile {stack[0]!r}: 'extends' forms a cycle at {part!r}")
+            if part not in self.profiles:
+                raise ValueError(f"spark profile {part!r} is not defined")
+            profile = self.profiles[part]
+            if position == 0 and profile.overlay and len(parts) > 1:
+                raise ValueError(
+                    f"spark profile {name!r}: {part!r} is an overlay; put the base profile "
+                    "first (base+overlay)"
+                )
+            if position > 0 and not profile.overlay:
+                raise ValueError(
+                    f"spark profile {name!r}: {part!r} is not an overlay (overlay: true); "
+                    "combine one base profile with overlays"
+                )
+            if profile.extends:
+                master, conf, description = self._merge(profile.extends, (*stack, part))
+            master = profile.master or master
+            conf.update(profile.conf)
+            if position == 0:
+                description = profile.description or description
+            elif profile.description:
+                description = f"{description} + {profile.description}".strip(" +")
+        return master, conf, description
 
 
 class MlflowSettings(_Strict):
@@ -714,13 +762,15 @@ def _load_job_file(
             f"name {job.name!r} does not match the file name {name!r}", file=str(file), key="name"
         )
     profile = job.spark_profile or platform.spark.default_profile
-    if profile not in platform.spark.profiles:
+    try:
+        platform.spark.resolved_profile(profile)
+    except ValueError as exc:
         raise ConfigError(
-            f"unknown spark profile {profile!r} (platform.yaml defines "
+            f"unknown spark profile {profile!r}: {exc} (platform.yaml defines "
             f"{', '.join(platform.spark.profiles)})",
             file=str(file),
             key="spark_profile",
-        )
+        ) from None
     feature_uri = table_uri(platform, job.features.table)
     output_uri = table_uri(platform, job.output.table)
     if not is_inside(output_uri, platform.warehouse) or _same_place(output_uri, platform.warehouse):

@@ -96,6 +96,9 @@ def lineage_schema() -> pa.Schema:
             pa.field("reason", pa.string()),
             pa.field("cost", pa.float64()),
             pa.field("cost_per_1k", pa.float64()),
+            # executors the Spark application lost during the run (killed, preempted,
+            # decommissioned); see lakescore.executors
+            pa.field("lost_executors", pa.int64()),
         ]
     )
 

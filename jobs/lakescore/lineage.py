@@ -122,6 +122,7 @@ class LineageRecord:
     reason: str | None = None
     cost: float | None = None
     cost_per_1k: float | None = None
+    lost_executors: int | None = None
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)

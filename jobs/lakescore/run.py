@@ -28,6 +28,7 @@ from lakescore import shadow as shadow_scoring
 from lakescore.config import PlatformConfig, ScoringJob
 from lakescore.cost import run_cost
 from lakescore.errors import BadInputError, DriftFailure, LakescoreError, ScoringFailure
+from lakescore.executors import executor_losses
 from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 from lakescore.models import (
     ResolvedModel,
@@ -36,6 +37,7 @@ from lakescore.models import (
     resolve_model_version,
 )
 from lakescore.monitoring import append_metrics, metrics_row
+from lakescore.recovery import AttemptMarker, fault_point, recover_abandoned
 from lakescore.redaction import redact
 from lakescore.scoring import (
     ModelSlot,
@@ -135,10 +137,13 @@ class _Stages:
     def __init__(self, progress: ProgressReporter) -> None:
         self.progress = progress
         self.seconds: dict[str, float] = {}
+        self.on_stage: Callable[[str], None] | None = None
 
     @contextmanager
     def __call__(self, name: str, detail: str = "") -> Iterator[None]:
         self.progress.stage(name, detail)
+        if self.on_stage:
+            self.on_stage(name)
         start = time.perf_counter()
         try:
             yield
@@ -202,7 +207,12 @@ def score_partition(
         details=dict(lineage_details or {}),
     )
     staging_dir = Path(platform.staging_root) / job.name / day.isoformat() / run_id
+    # A driver killed earlier left a marker and maybe staged files: record it, clean it up.
+    _recover_abandoned_attempts(platform, job, progress)
+    marker = AttemptMarker(staging_dir, record)
+    stages.on_stage = marker.write
     try:
+        marker.write()
         result = _run(
             _Request(input_version, validate_only, validated, shadow),
             job,
@@ -232,6 +242,7 @@ def score_partition(
         record.error = str(err)[:4000]
         try:
             _finish(record, stages, platform)
+            marker.remove()  # kept if lineage failed: the next run records the attempt
         except Exception as lineage_exc:  # the run's own error stays the one raised
             if err.file != platform.lineage_table:
                 first = str(lineage_exc).strip().splitlines()[0] if str(lineage_exc) else ""
@@ -244,6 +255,7 @@ def score_partition(
         shutil.rmtree(staging_dir, ignore_errors=True)
     record.status = "succeeded"
     _finish(record, stages, platform)
+    marker.remove()
     result.stage_seconds = dict(stages.seconds)
     result.seconds = record.duration_s or result.seconds
     return result
@@ -425,6 +437,8 @@ def _run(
         record.details["source_scan"] = shadow_scoring.source_scan(
             spark, run_id, job.features.table
         )
+        _record_executor_losses(spark, record)
+    fault_point("after_staging")
 
     with stages("audit"):
         staged = spark.read.parquet(str(staging_dir))
@@ -478,6 +492,8 @@ def _run(
             + (f" ({'; '.join(drift.messages)})" if drift.messages else ""),
         )
 
+    _record_executor_losses(spark, record)
+    fault_point("before_publish")
     with stages("publish", job.output.table):
         schema = tables.table_schema(job.features.table, info.version)
         key_fields = [schema.field(k) for k in keys]
@@ -522,6 +538,7 @@ def _run(
                 record,
                 progress,
             )
+    fault_point("after_publish")
     source.unpersist()
 
     return RunResult(
@@ -635,6 +652,30 @@ def _publish_challengers(
         f"{job.shadow_table} version {shadow_version}"
         + (f"; failed challengers: {', '.join(failed)}" if failed else ""),
     )
+
+
+def _recover_abandoned_attempts(
+    platform: PlatformConfig, job: ScoringJob, progress: ProgressReporter
+) -> None:
+    try:
+        found = recover_abandoned(platform, job).abandoned
+    except Exception as exc:  # cleanup of an earlier attempt must not stop this one
+        progress.stage("recover", f"WARNING: could not check for abandoned attempts: {exc}")
+        return
+    for item in found:
+        progress.stage(
+            "recover",
+            f"recorded abandoned attempt {item['run_id']} (died in {item['last_stage']}) "
+            "and removed its staged files",
+        )
+
+
+def _record_executor_losses(spark: SparkSession, record: LineageRecord) -> None:
+    losses = executor_losses(spark)
+    if losses is not None:
+        record.lost_executors = losses.count
+        if losses.reasons:
+            record.details["lost_executors"] = losses.reasons
 
 
 def _fmt(value: float | None) -> str:
@@ -861,13 +902,19 @@ def _ensure_prediction_table(spark: SparkSession, job: ScoringJob, key_fields: l
     if tables.table_exists(job.output.table):
         return
     schema = layout.prediction_schema(key_fields, job.features.partition_column)
-    tables.ensure_table(
-        spark,
-        job.output.table,
-        from_arrow_schema(schema),
-        job.features.partition_column,
-        f"lakescore predictions of job {job.name} ({job.model.name})",
-    )
+    try:
+        tables.ensure_table(
+            spark,
+            job.output.table,
+            from_arrow_schema(schema),
+            job.features.partition_column,
+            f"lakescore predictions of job {job.name} ({job.model.name})",
+        )
+    except Exception:
+        # Two first runs (different days) raced to create the table: the loser's commit of
+        # version 0 fails. The table the winner created is the same layout; publish into it.
+        if not tables.table_exists(job.output.table):
+            raise
 
 
 def _ship_model(spark: SparkSession, model_dir: Path, model: ResolvedModel) -> str | None:

@@ -368,10 +368,10 @@ def replace_partition(
             .save(uri)
         )
     except Exception as exc:
-        name = type(exc).__name__ + " " + str(exc)[:500]
-        if "Concurrent" in name or "ProtocolChanged" in name or "MetadataChanged" in name:
+        conflict = delta_conflict_name(type(exc).__name__ + " " + str(exc)[:2000])
+        if conflict:
             raise PublishConflict(
-                f"another run committed to this partition at the same time ({name.split(':')[0]}); "
+                f"another run committed to this partition at the same time ({conflict}); "
                 "nothing of this run was published, retry",
                 job=commit.job,
                 ds=ds.isoformat(),
@@ -386,6 +386,18 @@ def replace_partition(
             file=uri,
         )
     return version
+
+
+_DELTA_CONFLICT = re.compile(
+    r"\b(\w*Concurrent\w*Exception|\w*ProtocolChangedException|\w*MetadataChangedException)\b"
+)
+
+
+def delta_conflict_name(error_text: str) -> str | None:
+    """The Delta conflict exception named in an error (e.g. ``ConcurrentAppendException``
+    inside a Py4JJavaError), or None when the error is not a write conflict."""
+    match = _DELTA_CONFLICT.search(error_text)
+    return match.group(1) if match else None
 
 
 def find_commit(uri: str, run_id: str, search_last: int = 50) -> int | None:

@@ -287,7 +287,8 @@ class ScorePartitionOperator(SparkSubmitOperator):
         super().__init__(
             application=str(JOBS_DIR / f"{step}.py"),
             application_args=args,
-            conn_id=f"{conn_prefix}{profile}",
+            # "standalone+spot" -> connection lakescore_spark_standalone_spot
+            conn_id=f"{conn_prefix}{profile.replace('+', '_')}",
             name=f"lakescore-{step}-{job_name}",
             **kwargs,
         )
