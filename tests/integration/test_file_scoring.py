@@ -1,0 +1,82 @@
+"""The pyarrow-in-the-task reader (lakescore.file_scoring): it reads exactly the files the
+Delta log lists for the partition at the pinned version, scores them like the model's own
+``predict_proba``, and refuses tables it cannot honour (deletion vectors)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from lakescore import tables
+from lakescore.file_scoring import plan_partition_read, score_partition_files
+from lakescore.models import ProbabilityScorer, download_model, resolve_model_version
+from tests.conftest import DAYS, ROWS_PER_DAY
+
+pytestmark = pytest.mark.integration
+
+
+def _plan(world, day: date, min_tasks: int = 2):
+    job = world.job()
+    version = tables.table_version(job.features.table)
+    model = resolve_model_version(world.platform, job.model)
+    plan = plan_partition_read(
+        job.features.table,
+        "ds",
+        day,
+        version,
+        ["customer_id"],
+        model.feature_columns,
+        min_tasks=min_tasks,
+    )
+    return job, model, plan
+
+
+def test_plan_lists_the_partitions_files_and_splits_them_by_row_group(world):
+    _, _, plan = _plan(world, DAYS[1], min_tasks=3)
+    assert plan is not None
+    assert plan.rows == ROWS_PER_DAY
+    assert all(f"ds={DAYS[1].isoformat()}" in unit.path for unit in plan.units)
+    # The fixture writes 1,000-row row groups: 3 units for 3 tasks, covering each group once.
+    groups = sorted(g for unit in plan.units for g in unit.row_groups or ())
+    assert len(plan.units) == 3
+    assert groups == [0, 1, 2]
+
+
+def test_scores_equal_the_models_own_predict_proba_row_by_row(world, spark):
+    job, model, plan = _plan(world, DAYS[2])
+    model_dir = download_model(world.platform, model, job=job.name)
+    features = model.feature_columns
+    scored = score_partition_files(spark, plan, model, str(model_dir), ["customer_id"], features)
+    assert scored.rdd.getNumPartitions() == len(plan.units)
+    got = scored.toArrow().sort_by("customer_id")
+
+    source = tables.read_table(
+        job.features.table, partition_column="ds", start=DAYS[2], end=DAYS[2]
+    ).sort_by("customer_id")
+    assert got.num_rows == source.num_rows == ROWS_PER_DAY
+    assert got["customer_id"].equals(source["customer_id"])
+    matrix = np.column_stack([source[c].to_numpy() for c in features])
+    expected = ProbabilityScorer(str(model_dir), model.flavor, model.positive_class).score(matrix)
+    np.testing.assert_allclose(got["score"].to_numpy(), expected, rtol=0, atol=1e-12)
+    assert pc.min(got["score"]).as_py() >= 0.0
+
+
+def test_a_table_with_deletion_vectors_is_refused(world, spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    uri = str(tmp_path / "dv_table")
+    rows = spark.range(100).select(
+        F.col("id").alias("customer_id"),
+        F.rand(1).alias("x"),
+        F.lit(DAYS[0]).cast("date").alias("ds"),
+    )
+    rows.write.format("delta").partitionBy("ds").option("delta.enableDeletionVectors", "true").save(
+        uri
+    )
+    spark.sql(f"DELETE FROM delta.`{uri}` WHERE customer_id < 10")
+    version = tables.table_version(uri)
+    plan = plan_partition_read(uri, "ds", DAYS[0], version, ["customer_id"], ["x"], min_tasks=2)
+    assert plan is None
