@@ -449,7 +449,75 @@ def child_lakescore_warm(
     return out
 
 
+def child_score_stage(
+    world: dict[str, Any], model: str, rows: int, warmup_rows: int, reps: int
+) -> dict[str, Any]:
+    """lakescore's score stage alone (read -> score -> Parquet), two read paths in one warm
+    session: Spark's Delta reader + ``score_features`` (what run.py does) and the
+    pyarrow-in-the-task reader of :mod:`lakescore.file_scoring`."""
+    from datetime import date as _date
+
+    from lakescore import tables
+    from lakescore.config import load_job
+    from lakescore.file_scoring import plan_partition_read, score_partition_files
+    from lakescore.models import resolve_model_version
+    from lakescore.run import _split_for_parallelism
+    from lakescore.scoring import score_features
+
+    platform, spark = _session(world)
+    job = load_job(world["models"][model]["job"], platform=platform)
+    resolved = resolve_model_version(platform, job.model, job=job.name)
+    model_dir = world["models"][model]["dir"]
+    features = resolved.feature_columns
+    out = Path(tempfile.mkdtemp(dir=Path(world["root"]) / "tmp"))
+    version = world["feature_version"]
+
+    def spark_reader(n: int) -> float:
+        t = time.perf_counter()
+        info = tables.partition_info(
+            world["feature_table"], PART, _date.fromisoformat(world["days"][str(n)]["ds"]), version
+        )
+        _split_for_parallelism(spark, info.size_bytes)
+        source = tables.read_partition(
+            spark,
+            world["feature_table"],
+            PART,
+            _date.fromisoformat(world["days"][str(n)]["ds"]),
+            version,
+        )
+        scored = score_features(source, resolved, model_dir, [KEY], features)
+        scored.write.mode("overwrite").parquet(str(out / "spark"))
+        return time.perf_counter() - t
+
+    def file_reader(n: int) -> float:
+        t = time.perf_counter()
+        plan = plan_partition_read(
+            world["feature_table"],
+            PART,
+            _date.fromisoformat(world["days"][str(n)]["ds"]),
+            version,
+            [KEY],
+            features,
+            min_tasks=spark.sparkContext.defaultParallelism,
+        )
+        assert plan is not None
+        scored = score_partition_files(spark, plan, resolved, model_dir, [KEY], features)
+        scored.write.mode("overwrite").parquet(str(out / "files"))
+        return time.perf_counter() - t
+
+    spark_reader(warmup_rows)
+    file_reader(warmup_rows)
+    times: dict[str, list[float]] = {"spark_reader": [], "file_reader": []}
+    for _ in range(reps):
+        times["spark_reader"].append(spark_reader(rows))
+        times["file_reader"].append(file_reader(rows))
+    spark.stop()
+    shutil.rmtree(out, ignore_errors=True)
+    return times
+
+
 CHILDREN = {
+    "score_stage": child_score_stage,
     "raw": child_raw,
     "io": child_io,
     "pandas": child_pandas,
@@ -738,6 +806,19 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                         definition="lakescore_e2e - lakescore_steady",
                     )
                 )
+    for model in MODELS:
+        if wanted("score_stage"):
+            res, peak = run_child(
+                world_file,
+                world,
+                "score_stage",
+                model=model,
+                rows=rows,
+                warmup_rows=small,
+                reps=reps,
+            )
+            for path, times in res.items():
+                cases.append(br.case(f"score_stage_{path}", model, rows, times, peak))
     if wanted("raw") and io_s is not None and len(raw) == len(MODELS):
         cases.append(
             br.computed_case(
@@ -901,6 +982,11 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
         "the part that grows with rows: the slope between warm runs at rows/8 and rows, times "
         "rows. `lakescore_e2e`: `lakescore score` as a process (wall). `lakescore_fixed` = "
         "e2e - steady. Validation is off in the bench jobs (see bench/validation_cost.py).",
+        "- `score_stage_spark_reader` / `score_stage_file_reader`: lakescore's score stage "
+        "alone (read -> score -> Parquet, no audit/publish) in a warm session: Spark's Delta "
+        "reader + `score_features` (what run.py does) vs `lakescore.file_scoring` (pyarrow "
+        "reads the log's files inside the Python tasks, one task per file or row-group "
+        "group).",
         "- `multi_reference` = (sum of raw_1proc over the models + io_1proc) / cores; "
         "`lakescore_multi` is a slot wired after the challengers branch is merged.",
         "- Peak RSS: summed RSS of the child process tree sampled every 0.1 s (pages shared "
@@ -925,7 +1011,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="comma list of case groups: io,raw,pandas,spark_udf,spark_udf_e2e,lakescore,"
-        "lakescore_e2e,scaling (default all)",
+        "lakescore_e2e,score_stage,scaling (default all)",
     )
     parser.add_argument("--out-dir", type=Path, default=REPO / "bench")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)

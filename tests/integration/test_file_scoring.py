@@ -59,9 +59,24 @@ def test_scores_equal_the_models_own_predict_proba_row_by_row(world, spark):
     assert got.num_rows == source.num_rows == ROWS_PER_DAY
     assert got["customer_id"].equals(source["customer_id"])
     matrix = np.column_stack([source[c].to_numpy() for c in features])
-    expected = ProbabilityScorer(str(model_dir), model.flavor, model.positive_class).score(matrix)
+    import mlflow.sklearn
+
+    expected = mlflow.sklearn.load_model(str(model_dir)).predict_proba(matrix)[:, 1]
     np.testing.assert_allclose(got["score"].to_numpy(), expected, rtol=0, atol=1e-12)
     assert pc.min(got["score"]).as_py() >= 0.0
+
+
+def test_scorer_slices_large_arrays_without_changing_a_score(world):
+    job = world.job()
+    model = resolve_model_version(world.platform, job.model)
+    model_dir = str(download_model(world.platform, model, job=job.name))
+    rng = np.random.default_rng(0)
+    matrix = np.asfortranarray(rng.gamma(2.0, 10.0, (2_500, len(model.feature_columns))))
+    scorer = ProbabilityScorer(model_dir, model.flavor, model.positive_class)
+    whole = scorer.score(matrix)
+    scorer.slice_rows = 700  # 4 slices, the last one short
+    np.testing.assert_array_equal(scorer.score(matrix), whole)
+    assert whole.shape == (2_500,)
 
 
 def test_a_table_with_deletion_vectors_is_refused(world, spark, tmp_path):
