@@ -46,6 +46,8 @@ SLICE_ROWS = 100_000
 MODES: dict[str, dict[str, Any]] = {
     "quick": {"rows": 200_000, "scaling": [25_000, 100_000, 400_000, 800_000]},
     "full": {"rows": 2_000_000, "scaling": [250_000, 1_000_000, 4_000_000, 8_000_000]},
+    # Checks that every code path runs (tiny data; the figures mean nothing).
+    "smoke": {"rows": 20_000, "scaling": [5_000, 40_000]},
 }
 RESULT_PREFIX = "BENCH_RESULT "
 # Environment that would point a child at another world than the benchmark's.
