@@ -95,3 +95,40 @@ def test_a_table_with_deletion_vectors_is_refused(world, spark, tmp_path):
     version = tables.table_version(uri)
     plan = plan_partition_read(uri, "ds", DAYS[0], version, ["customer_id"], ["x"], min_tasks=2)
     assert plan is None
+
+
+def test_a_run_without_validation_scores_through_the_files_and_publishes_exact_scores(world, spark):
+    import json
+
+    import mlflow.sklearn
+
+    from lakescore.run import score_partition
+    from tests.conftest import lineage_rows
+
+    world.write_job(
+        "churn_files",
+        f"""\
+        name: churn_files
+        model: {{name: {world.model_name}, alias: champion}}
+        features: {{table: features/churn, entity_keys: [customer_id]}}
+        output: {{table: scores/churn_files}}
+        validation: {{enabled: false}}
+        """,
+    )
+    job = world.job("churn_files")
+    result = score_partition(job, DAYS[1], platform=world.platform, spark=spark)
+
+    (row,) = lineage_rows(world, run_id=result.run_id)
+    assert json.loads(row["details"])["score_reader"] == "files"
+    published = tables.read_table(
+        job.output.table, partition_column="ds", start=DAYS[1], end=DAYS[1]
+    ).sort_by("customer_id")
+    source = tables.read_table(
+        job.features.table, partition_column="ds", start=DAYS[1], end=DAYS[1]
+    ).sort_by("customer_id")
+    assert published["customer_id"].equals(source["customer_id"])
+    model = resolve_model_version(world.platform, job.model)
+    matrix = np.column_stack([source[c].to_numpy() for c in model.feature_columns])
+    model_dir = str(download_model(world.platform, model, job=job.name))
+    expected = mlflow.sklearn.load_model(model_dir).predict_proba(matrix)[:, 1]
+    np.testing.assert_allclose(published["score"].to_numpy(), expected, rtol=0, atol=1e-12)
