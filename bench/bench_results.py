@@ -88,7 +88,9 @@ def _s(cases: list[dict[str, Any]], name: str, model: str | None) -> float | Non
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
-    if num is None or den is None or den == 0:
+    """None when a side is missing or not positive (a noisy two-size fit can give a
+    negative steady state: no ratio beats a meaningless one)."""
+    if num is None or den is None or num <= 0 or den <= 0:
         return None
     return round(num / den, 3)
 

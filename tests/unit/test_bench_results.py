@@ -97,3 +97,9 @@ def test_scaling_svg_is_well_formed_and_has_one_line_per_series() -> None:
     root = ET.fromstring(svg)
     lines = root.findall("{http://www.w3.org/2000/svg}polyline")
     assert len(lines) == 2
+
+
+def test_a_negative_steady_state_from_noise_gives_no_verdict() -> None:
+    checks = {c["target"]: c for c in br.target_checks(_results(-3.0, 1.2))}
+    assert checks["hgb: cpu_floor / lakescore_steady"]["value"] is None
+    assert checks["hgb: cpu_floor / lakescore_steady"]["met"] is None
