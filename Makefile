@@ -18,7 +18,7 @@ help: ## list the targets
 demo: install ## install, build the demo world, score it, print where to look (embedded defaults)
 	$(VENV)/bin/lakescore demo
 
-bench: install ## scoring throughput benchmark, full (2M rows + scaling to 8M; ~1 h): bench/results.md
+bench: install ## scoring throughput benchmark, full (2M rows + scaling to 8M; ~30 min quiet): bench/results.md
 	$(VENV)/bin/python bench/scoring.py --mode full
 
 bench-quick: install ## the same benchmark cases on 200,000 rows (a few minutes)
