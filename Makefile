@@ -18,6 +18,12 @@ help: ## list the targets
 demo: install ## install, build the demo world, score it, print where to look (embedded defaults)
 	$(VENV)/bin/lakescore demo
 
+bench: install ## scoring throughput benchmark, full (2M rows + scaling to 8M; ~30 min quiet): bench/results.md
+	$(VENV)/bin/python bench/scoring.py --mode full
+
+bench-quick: install ## the same benchmark cases on 200,000 rows (a few minutes)
+	$(VENV)/bin/python bench/scoring.py --mode quick
+
 test: install system-deps ## install what tests need and run the whole suite (ruff first)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
@@ -74,4 +80,4 @@ clean-demo: ## delete the demo's tables, registry and caches (keeps the installs
 clean: ## delete everything make created
 	rm -rf $(VENV) .tools var
 
-.PHONY: help demo test airflow lint fmt install lock jars system-deps clean-demo clean
+.PHONY: help demo bench bench-quick test airflow lint fmt install lock jars system-deps clean-demo clean

@@ -349,8 +349,25 @@ class ProbabilityScorer:
             self._column = positive_class if isinstance(positive_class, int) else 1
             self._predict = self._model.predict
 
+    # scikit-learn's predict_proba on ~100,000-row slices beat one call over millions of rows
+    # (FIELD-NOTES: HGB 7.9 s vs 10.2 s for 2M rows, one thread): keep working sets small.
+    slice_rows = 100_000
+
     def score(self, features: Any) -> Any:
         """Scores for a 2-D float array (rows x features in signature order)."""
+        import numpy as np
+
+        rows = features.shape[0]
+        if rows <= self.slice_rows:
+            return self._score_slice(features)
+        out = np.empty(rows, dtype=np.float64)
+        for start in range(0, rows, self.slice_rows):
+            out[start : start + self.slice_rows] = self._score_slice(
+                features[start : start + self.slice_rows]
+            )
+        return out
+
+    def _score_slice(self, features: Any) -> Any:
         import numpy as np
 
         out = np.asarray(self._predict(features))

@@ -1,0 +1,136 @@
+"""The pyarrow-in-the-task reader (lakescore.file_scoring): it reads exactly the files the
+Delta log lists for the partition at the pinned version, scores them like the model's own
+``predict_proba``, and refuses tables it cannot honour (deletion vectors)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from lakescore import tables
+from lakescore.file_scoring import plan_partition_read, score_partition_files
+from lakescore.models import ProbabilityScorer, download_model, resolve_model_version
+from lakescore.scoring import ModelSlot
+from tests.conftest import DAYS, ROWS_PER_DAY
+
+pytestmark = pytest.mark.integration
+
+
+def _plan(world, day: date, min_tasks: int = 2):
+    job = world.job()
+    version = tables.table_version(job.features.table)
+    model = resolve_model_version(world.platform, job.model)
+    plan = plan_partition_read(
+        job.features.table,
+        "ds",
+        day,
+        version,
+        ["customer_id"],
+        model.feature_columns,
+        min_tasks=min_tasks,
+    )
+    return job, model, plan
+
+
+def test_plan_lists_the_partitions_files_and_splits_them_by_row_group(world):
+    _, _, plan = _plan(world, DAYS[1], min_tasks=3)
+    assert plan is not None
+    assert plan.rows == ROWS_PER_DAY
+    assert all(f"ds={DAYS[1].isoformat()}" in unit.path for unit in plan.units)
+    # The fixture writes 1,000-row row groups: 3 units for 3 tasks, covering each group once.
+    groups = sorted(g for unit in plan.units for g in unit.row_groups or ())
+    assert len(plan.units) == 3
+    assert groups == [0, 1, 2]
+
+
+def test_scores_equal_the_models_own_predict_proba_row_by_row(world, spark):
+    job, model, plan = _plan(world, DAYS[2])
+    model_dir = download_model(world.platform, model, job=job.name)
+    features = model.feature_columns
+    slot = ModelSlot.of(model, str(model_dir), features)
+    scored = score_partition_files(spark, plan, [slot], ["customer_id"])
+    assert scored.rdd.getNumPartitions() == len(plan.units)
+    got = scored.toArrow().sort_by("customer_id")
+
+    source = tables.read_table(
+        job.features.table, partition_column="ds", start=DAYS[2], end=DAYS[2]
+    ).sort_by("customer_id")
+    assert got.num_rows == source.num_rows == ROWS_PER_DAY
+    assert got["customer_id"].equals(source["customer_id"])
+    matrix = np.column_stack([source[c].to_numpy() for c in features])
+    import mlflow.sklearn
+
+    expected = mlflow.sklearn.load_model(str(model_dir)).predict_proba(matrix)[:, 1]
+    np.testing.assert_allclose(got["score"].to_numpy(), expected, rtol=0, atol=1e-12)
+    assert pc.min(got["score"]).as_py() >= 0.0
+
+
+def test_scorer_slices_large_arrays_without_changing_a_score(world):
+    job = world.job()
+    model = resolve_model_version(world.platform, job.model)
+    model_dir = str(download_model(world.platform, model, job=job.name))
+    rng = np.random.default_rng(0)
+    matrix = np.asfortranarray(rng.gamma(2.0, 10.0, (2_500, len(model.feature_columns))))
+    scorer = ProbabilityScorer(model_dir, model.flavor, model.positive_class)
+    whole = scorer.score(matrix)
+    scorer.slice_rows = 700  # 4 slices, the last one short
+    np.testing.assert_array_equal(scorer.score(matrix), whole)
+    assert whole.shape == (2_500,)
+
+
+def test_a_table_with_deletion_vectors_is_refused(world, spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    uri = str(tmp_path / "dv_table")
+    rows = spark.range(100).select(
+        F.col("id").alias("customer_id"),
+        F.rand(1).alias("x"),
+        F.lit(DAYS[0]).cast("date").alias("ds"),
+    )
+    rows.write.format("delta").partitionBy("ds").option("delta.enableDeletionVectors", "true").save(
+        uri
+    )
+    spark.sql(f"DELETE FROM delta.`{uri}` WHERE customer_id < 10")
+    version = tables.table_version(uri)
+    plan = plan_partition_read(uri, "ds", DAYS[0], version, ["customer_id"], ["x"], min_tasks=2)
+    assert plan is None
+
+
+def test_a_run_without_validation_scores_through_the_files_and_publishes_exact_scores(world, spark):
+    import json
+
+    import mlflow.sklearn
+
+    from lakescore.run import score_partition
+    from tests.conftest import lineage_rows
+
+    world.write_job(
+        "churn_files",
+        f"""\
+        name: churn_files
+        model: {{name: {world.model_name}, alias: champion}}
+        features: {{table: features/churn, entity_keys: [customer_id]}}
+        output: {{table: scores/churn_files}}
+        validation: {{enabled: false}}
+        """,
+    )
+    job = world.job("churn_files")
+    result = score_partition(job, DAYS[1], platform=world.platform, spark=spark)
+
+    (row,) = lineage_rows(world, run_id=result.run_id)
+    assert json.loads(row["details"])["score_reader"] == "files"
+    published = tables.read_table(
+        job.output.table, partition_column="ds", start=DAYS[1], end=DAYS[1]
+    ).sort_by("customer_id")
+    source = tables.read_table(
+        job.features.table, partition_column="ds", start=DAYS[1], end=DAYS[1]
+    ).sort_by("customer_id")
+    assert published["customer_id"].equals(source["customer_id"])
+    model = resolve_model_version(world.platform, job.model)
+    matrix = np.column_stack([source[c].to_numpy() for c in model.feature_columns])
+    model_dir = str(download_model(world.platform, model, job=job.name))
+    expected = mlflow.sklearn.load_model(model_dir).predict_proba(matrix)[:, 1]
+    np.testing.assert_allclose(published["score"].to_numpy(), expected, rtol=0, atol=1e-12)
