@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,8 @@ from lakescore.errors import BadInputError
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
+
+_log = logging.getLogger(__name__)
 
 
 def read_scores(
@@ -88,8 +91,13 @@ def connect(platform: PlatformConfig | None = None) -> duckdb.DuckDBPyConnection
         views[f"features_{name}"] = spec.features.table
         views[f"shadow_{name}"] = spec.shadow_table
     for view, uri in views.items():
-        if tables.table_exists(uri):
+        if not tables.table_exists(uri):
+            continue
+        try:
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM delta_scan({_quote(uri)})")
+        except duckdb.Error as exc:  # one unreadable table must not hide all the others
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            _log.warning("view %s left out: %s cannot be read (%s)", view, uri, first)
     return con
 
 

@@ -11,6 +11,7 @@ matches the feature table), so bad input fails in seconds without starting Spark
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -212,6 +213,9 @@ def score_partition(
     marker = AttemptMarker(staging_dir, record)
     stages.on_stage = marker.write
     try:
+        # Probe the staging folder first: a file in the way, a read-only or full disk fails
+        # here with the path named (the marker and Spark's write would fail less clearly).
+        guards.prepare_staging(staging_dir, job=job.name)
         marker.write()
         result = _run(
             _Request(input_version, validate_only, validated, shadow),
@@ -242,12 +246,14 @@ def score_partition(
         record.error = str(err)[:4000]
         try:
             _finish(record, stages, platform)
-            marker.remove()  # kept if lineage failed: the next run records the attempt
         except Exception as lineage_exc:  # the run's own error stays the one raised
             if err.file != platform.lineage_table:
                 first = str(lineage_exc).strip().splitlines()[0] if str(lineage_exc) else ""
                 err.message += f" (this attempt could not be recorded in lineage: {first[:200]})"
                 err.with_context()
+        else:  # kept if lineage failed: the next run records the attempt as abandoned
+            with contextlib.suppress(OSError):
+                marker.remove()
         if err is exc:
             raise
         raise err from exc

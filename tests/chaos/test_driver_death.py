@@ -118,7 +118,7 @@ def test_driver_killed_between_staging_and_publish(
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("delay_s", [0.0, 0.4, 1.5])
+@pytest.mark.parametrize("delay_s", [0.0, 0.3, 0.8])
 def test_driver_killed_during_the_delta_commit(
     chaos_world: ChaosWorld, first_publish: dict[str, Any], spark: Any, delay_s: float
 ) -> None:
@@ -140,7 +140,16 @@ def test_driver_killed_during_the_delta_commit(
     kill_group(process)
     assert process.returncode in (-signal.SIGKILL, 0), process.returncode
 
-    marker = next((Path(chaos_world.platform.staging_root) / JOB).glob(f"*/*{MARKER_SUFFIX}"))
+    markers = list((Path(chaos_world.platform.staging_root) / JOB).glob(f"*/*{MARKER_SUFFIX}"))
+    if not markers:  # a quiet machine: the run got past its lineage row before the kill
+        state = partition_state(uri, DAY)
+        (run_id,) = state["run_ids"]
+        assert state["version"] > old["version"]
+        assert state["rows"] == state["unique_keys"] == ROWS_PER_DAY
+        statuses = [r["status"] for r in lineage_rows(chaos_world.world, run_id=run_id)]
+        assert statuses == ["succeeded"]
+        return
+    (marker,) = markers
     killed_run = marker.name.removesuffix(MARKER_SUFFIX)
     state = partition_state(uri, DAY)
     seen = assert_old_or_new(state, old, killed_run)
