@@ -164,6 +164,16 @@ def target_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
             1.3,
             higher_is_better=False,
         )
+    if memory.get("pandas_script"):
+        # The issue asks to show that the pandas script's memory grows with rows.
+        add(
+            "pandas_script peak RSS largest / 1/8 size partition (informational: grows)",
+            memory["pandas_script"].get("ratio"),
+            1.3,
+        )
+    scaling = (results.get("scaling") or {}).get("lakescore (warm run)")
+    if scaling:
+        add("lakescore warm-run seconds over rows: linear fit r^2", scaling.get("fit_r2"), 0.98)
     add(
         "multi: lakescore_multi / multi_reference",
         _ratio(_s(cases, "lakescore_multi", None), _s(cases, "multi_reference", None)),

@@ -44,10 +44,15 @@ PART = "ds"
 FEATURE_TABLE = "features/bench"
 SLICE_ROWS = 100_000
 MODES: dict[str, dict[str, Any]] = {
-    "quick": {"rows": 200_000, "scaling": [25_000, 100_000, 400_000, 800_000]},
-    "full": {"rows": 2_000_000, "scaling": [250_000, 1_000_000, 4_000_000, 8_000_000]},
+    # A few minutes: the same cases on 200,000 rows, 2 repetitions, a 3-point scaling run.
+    "quick": {"rows": 200_000, "repeats": 2, "scaling": [100_000, 400_000, 800_000]},
+    "full": {
+        "rows": 2_000_000,
+        "repeats": 3,
+        "scaling": [250_000, 1_000_000, 4_000_000, 8_000_000],
+    },
     # Checks that every code path runs (tiny data; the figures mean nothing).
-    "smoke": {"rows": 20_000, "scaling": [5_000, 40_000]},
+    "smoke": {"rows": 20_000, "repeats": 1, "scaling": [5_000, 40_000]},
 }
 RESULT_PREFIX = "BENCH_RESULT "
 # Environment that would point a child at another world than the benchmark's.
@@ -685,15 +690,77 @@ def _min(values: list[float]) -> float:
     return min(values)
 
 
-def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+def _summarise_scaling(
+    points: dict[str, list[tuple[int, float]]],
+    rss: dict[str, dict[int, float]],
+    scaling_out: dict[str, Any],
+    memory: dict[str, Any],
+) -> None:
+    """Linear fits of seconds over rows, and the peak-RSS ratio of the largest size measured
+    so far over the size nearest an eighth of it (8M / 1M in full mode)."""
+    for label, pts in points.items():
+        intercept, slope, r2 = br.linear_fit(pts)
+        scaling_out[label] = {
+            "points": [{"rows": x, "seconds": round(y, 3)} for x, y in pts],
+            "fit_intercept_s": round(intercept, 3),
+            "fit_s_per_million_rows": round(slope * 1e6, 3),
+            "fit_r2": round(r2, 4),
+        }
+    for label, by_size in rss.items():
+        largest = max(by_size)
+        base = min(by_size, key=lambda n: abs(n - largest / 8))
+        memory[label] = {
+            "peak_rss_mb": {str(n): round(v, 1) for n, v in by_size.items()},
+            "ratio": round(by_size[largest] / by_size[base], 3),
+            "ratio_of": f"{largest:,} rows / {base:,} rows",
+        }
+
+
+def _results_skeleton(
+    mode: str,
+    rows: int,
+    reps: int,
+    cores: int,
+    cases: list[dict[str, Any]],
+    scaling: dict[str, Any],
+    memory: dict[str, Any],
+    notes: dict[str, Any],
+) -> dict[str, Any]:
     import platform as host
 
+    import numpy
+    import pyarrow
+    import pyspark
+    import sklearn
+
+    return {
+        "rows": rows,
+        "cores": cores,
+        "mode": mode,
+        "repetitions": reps,
+        "host": host.node(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "versions": {
+            "python": host.python_version(),
+            "scikit-learn": sklearn.__version__,
+            "pyspark": pyspark.__version__,
+            "numpy": numpy.__version__,
+            "pyarrow": pyarrow.__version__,
+        },
+        "cases": cases,
+        "scaling": scaling,
+        "memory": memory,
+        "notes": notes,
+    }
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     mode = MODES[args.mode]
     rows = args.rows or mode["rows"]
     small = max(1_000, rows // 8)
     scaling = [] if args.no_scaling else mode["scaling"]
     sizes = sorted({rows, small, *scaling})
-    reps = args.repeats
+    reps = args.repeats or mode["repeats"]
     cores = os.cpu_count() or 1
     root = (REPO / "var" / "bench" / args.mode).resolve()
     (root / "tmp").mkdir(parents=True, exist_ok=True)
@@ -702,18 +769,30 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     world_file = root / "world.json"
     cases: list[dict[str, Any]] = []
     notes: dict[str, Any] = {}
+    scaling_out: dict[str, Any] = {}
+    memory: dict[str, Any] = {}
     only = set(args.only.split(",")) if args.only else None
+    results = _results_skeleton(args.mode, rows, reps, cores, cases, scaling_out, memory, notes)
+
+    def flush() -> None:
+        """Write what has been measured so far: a run stopped half-way still leaves figures."""
+        results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        results["checks"] = br.target_checks(results)
+        write_outputs(results, args.out_dir)
 
     def wanted(group: str) -> bool:
         return only is None or group in only
 
     raw: dict[str, float] = {}
     io_s: float | None = None
+    flush()
     if wanted("io") or wanted("raw"):
         res, peak = run_child(world_file, world, "io", rows=rows, reps=reps)
         cases.append(br.case("io_1proc", None, rows, res["io_1proc"], peak))
         io_s = _min(res["io_1proc"])
+    flush()
     for model in MODELS:
+        flush()
         if wanted("raw"):
             res, peak = run_child(world_file, world, "raw", model=model, rows=rows, reps=reps)
             cases.append(br.case("raw_1proc", model, rows, res["raw_1proc"], peak))
@@ -737,6 +816,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                         "cpu_floor", model, rows, br.cpu_floor(raw[model], io_s, cores)
                     )
                 )
+        flush()
         if wanted("pandas"):
             times, peaks = [], []
             for _ in range(reps):
@@ -744,11 +824,13 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 times.append(res["seconds"])
                 peaks.append(peak)
             cases.append(br.case("pandas_script", model, rows, times, max(peaks)))
+        flush()
         if wanted("spark_udf"):
             res, peak = run_child(
                 world_file, world, "spark_udf", model=model, rows=rows, warmup_rows=small, reps=reps
             )
             cases.append(br.case("spark_udf", model, rows, res["seconds"], peak))
+        flush()
         if wanted("spark_udf_e2e"):
             times, peaks, inner = [], [], []
             for _ in range(reps):
@@ -768,6 +850,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
         steady = None
+        flush()
         if wanted("lakescore"):
             res, peak = run_child(
                 world_file,
@@ -812,6 +895,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                     reliable=steady > 0,
                 )
             )
+        flush()
         if wanted("lakescore_e2e"):
             times, peaks, runs = [], [], []
             for _ in range(reps):
@@ -835,7 +919,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                         definition="lakescore_e2e - lakescore_steady",
                     )
                 )
+    flush()
     for model in MODELS:
+        flush()
         if wanted("score_stage"):
             res, peak = run_child(
                 world_file,
@@ -848,6 +934,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             )
             for path, times in res.items():
                 cases.append(br.case(f"score_stage_{path}", model, rows, times, peak))
+    flush()
     if wanted("raw") and io_s is not None and len(raw) == len(MODELS):
         cases.append(
             br.computed_case(
@@ -858,6 +945,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 definition="(sum of raw_1proc over models + io_1proc) / cores",
             )
         )
+    flush()
     if wanted("multi"):
         # Several models over one partition in one job (hgb champion + logreg challenger):
         # timed like lakescore_steady (slope of two warm-session runs).
@@ -890,8 +978,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
 
-    scaling_out: dict[str, Any] = {}
-    memory: dict[str, Any] = {}
+    flush()
     if scaling and wanted("scaling"):
         scale_reps = max(1, min(reps, 2))
         points: dict[str, list[tuple[int, float]]] = {
@@ -923,51 +1010,16 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             points["pandas script"].append((n, min(times)))
             rss["pandas_script"][n] = max(peaks)
             cases.append(br.case("pandas_script", "hgb", n, times, max(peaks), scaling=True))
-        for label, pts in points.items():
-            intercept, slope, r2 = br.linear_fit(pts)
-            scaling_out[label] = {
-                "points": [{"rows": x, "seconds": round(y, 3)} for x, y in pts],
-                "fit_intercept_s": round(intercept, 3),
-                "fit_s_per_million_rows": round(slope * 1e6, 3),
-                "fit_r2": round(r2, 4),
-            }
-        largest = max(scaling)
-        base = min(scaling, key=lambda n: abs(n - largest / 8))
-        for label, by_size in rss.items():
-            memory[label] = {
-                "peak_rss_mb": {str(n): round(v, 1) for n, v in by_size.items()},
-                "ratio": round(by_size[largest] / by_size[base], 3),
-                "ratio_of": f"{largest:,} rows / {base:,} rows",
-            }
-        (args.out_dir / "scaling.svg").write_text(
-            br.scaling_svg(points, f"hgb, 30 features, {cores} cores: seconds by partition size")
-        )
+            if len(points["pandas script"]) >= 2:
+                _summarise_scaling(points, rss, scaling_out, memory)
+                (args.out_dir / "scaling.svg").write_text(
+                    br.scaling_svg(
+                        points, f"hgb, 30 features, {cores} cores: seconds by partition size"
+                    )
+                )
+            flush()
 
-    import numpy
-    import pyarrow
-    import pyspark
-    import sklearn
-
-    results = {
-        "rows": rows,
-        "cores": cores,
-        "mode": args.mode,
-        "repetitions": reps,
-        "host": host.node(),
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "versions": {
-            "python": host.python_version(),
-            "scikit-learn": sklearn.__version__,
-            "pyspark": pyspark.__version__,
-            "numpy": numpy.__version__,
-            "pyarrow": pyarrow.__version__,
-        },
-        "cases": cases,
-        "scaling": scaling_out,
-        "memory": memory,
-        "notes": notes,
-    }
-    results["checks"] = br.target_checks(results)
+    flush()
     return results
 
 
@@ -1060,7 +1112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--rows", type=int, help="rows of the main partition (mode default)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, help="repetitions per case (mode default)")
     parser.add_argument("--no-scaling", action="store_true", help="skip scaling + memory runs")
     parser.add_argument(
         "--only",
@@ -1079,7 +1131,6 @@ def main() -> None:
         return
     args.out_dir.mkdir(parents=True, exist_ok=True)
     results = run_bench(args)
-    write_outputs(results, args.out_dir)
     print_table(results)
     print(f"\nwrote {args.out_dir / 'results.md'} and results.json", file=sys.stderr)
 
