@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-    from lakescore.scoring import ModelSlot
+    from lakescore.scoring import ModelSlot, ValueCheck
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,7 @@ def score_units(
     batch_rows: int,
     slots: list[ModelSlot],
     key_columns: list[str],
+    check: ValueCheck | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Runs in the Python worker: task ids -> the scored (keys + scores) batches of its units."""
 
@@ -150,7 +151,7 @@ def score_units(
                 for batch in _read_unit_batches(units[i], columns, batch_rows):
                     yield _with_key_types(batch, key_types)
 
-    yield from score_record_batches(batches(), slots=slots, key_columns=key_columns)
+    yield from score_record_batches(batches(), slots=slots, key_columns=key_columns, check=check)
 
 
 def _with_key_types(batch: pa.RecordBatch, key_types: dict[str, pa.DataType]) -> pa.RecordBatch:
@@ -169,18 +170,17 @@ def score_partition_files(
     slots: Sequence[ModelSlot],
     key_columns: list[str],
     batch_rows: int = 100_000,
+    check: ValueCheck | None = None,
 ) -> DataFrame:
     """Keys + one score column per slot for every row of the planned files: one Spark task
     per read unit, no shuffle; the same output schema as :func:`lakescore.scoring.score_models`."""
     from pyspark.sql.pandas.types import from_arrow_type
-    from pyspark.sql.types import DoubleType, StructField, StructType
+    from pyspark.sql.types import StructField
 
-    out_schema = StructType(
-        [
-            *(StructField(k, from_arrow_type(plan.key_types[k]), True) for k in key_columns),
-            *(StructField(slot.score_column, DoubleType(), True) for slot in slots),
-        ]
-    )
+    from lakescore.scoring import scored_schema
+
+    key_fields = [StructField(k, from_arrow_type(plan.key_types[k]), True) for k in key_columns]
+    out_schema = scored_schema(key_fields, slots, check)
     worker = partial(
         score_units,
         units=plan.units,
@@ -188,6 +188,7 @@ def score_partition_files(
         batch_rows=batch_rows,
         slots=list(slots),
         key_columns=list(key_columns),
+        check=check,
     )
     tasks = max(1, len(plan.units))
     return spark.range(0, len(plan.units), numPartitions=tasks).mapInArrow(worker, out_schema)

@@ -27,9 +27,10 @@ from lakescore.errors import BadInputError, LakescoreError, ScoringFailure
 from lakescore.redaction import redact
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from collections.abc import Callable
 
-    from lakescore.models import ResolvedModel
+    from lakescore.models import ProbabilityScorer, ResolvedModel
+    from lakescore.scoring import AuditResult
 
 
 # --------------------------------------------------------------------------- lineage
@@ -123,7 +124,9 @@ def _location_allowed(platform: PlatformConfig, location: str) -> bool:
     return is_inside(location, root)
 
 
-def check_model_loadable(model_dir: Path, model: ResolvedModel, *, job: str | None = None) -> None:
+def check_model_loadable(
+    model_dir: Path, model: ResolvedModel, *, job: str | None = None
+) -> ProbabilityScorer:
     """Load the downloaded model once on the driver: a corrupt or missing model file (or a
     positive class the classifier does not have) fails here, naming the model and the file,
     instead of inside every Spark task."""
@@ -150,7 +153,7 @@ def check_model_loadable(model_dir: Path, model: ResolvedModel, *, job: str | No
             file=_artifact_file(model, relative),
         )
     try:
-        ProbabilityScorer(str(model_dir), model.flavor, model.positive_class)
+        return ProbabilityScorer(str(model_dir), model.flavor, model.positive_class)
     except LakescoreError as exc:
         exc.file = exc.file and _artifact_file(model, relative or "MLmodel")
         raise exc.with_context(job=job) from None
@@ -179,60 +182,39 @@ def local_path(uri: str) -> str:
 # --------------------------------------------------------------------------- feature values
 
 
-def check_feature_values(
-    df: DataFrame,
+def refuse_bad_input(
+    audit: AuditResult,
+    bad_values: Callable[[], dict[str, int]],
     *,
     keys: list[str],
     features: list[str],
-    allow_nan: bool,
     check_keys: bool,
     job: str | None = None,
     ds: str | None = None,
     table: str | None = None,
 ) -> None:
-    """One Spark aggregation over the partition: infinite feature values (and NaN when the
-    job does not allow it), and, when validation did not already enforce them, null or
-    duplicate entity keys. Raises naming the column and the count."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import DoubleType, FloatType
+    """Refuse the partition, naming the column and the count, when the scoring pass found
+    refused feature values (infinite, or NaN when not allowed; ``bad_values()`` counts them
+    by column) or, unless validation already enforced them, null or duplicate entity keys.
+    The audit of the staged output counted all of it: the partition is read once."""
+    from lakescore.scoring import describe_bad_values
 
-    floating = [c for c in features if isinstance(df.schema[c].dataType, DoubleType | FloatType)]
-    aggs = [F.count(F.lit(1)).alias("rows")]
-    labels: list[tuple[str, str, str]] = []  # (alias, column, problem)
-    for i, column in enumerate(floating):
-        col = F.col(column)
-        aggs.append(F.sum((F.abs(col) == F.lit(float("inf"))).cast("long")).alias(f"inf{i}"))
-        labels.append((f"inf{i}", column, "infinite values"))
-        if not allow_nan:
-            aggs.append(F.sum(F.isnan(col).cast("long")).alias(f"nan{i}"))
-            labels.append((f"nan{i}", column, "NaN values (features.allow_nan is false)"))
-    if check_keys:
-        for i, key in enumerate(keys):
-            aggs.append(F.sum(F.col(key).isNull().cast("long")).alias(f"null{i}"))
-            labels.append((f"null{i}", key, "null entity keys"))
-        any_null = F.lit(False)
-        for key in keys:
-            any_null = any_null | F.col(key).isNull()
-        aggs.append(F.sum(any_null.cast("long")).alias("null_any"))
-        aggs.append(F.count_distinct(*[F.col(k) for k in keys]).alias("distinct"))
-    if len(aggs) == 1:
-        return
-    row = df.agg(*aggs).first()
-    assert row is not None
-    problems = [(column, int(row[alias]), what) for alias, column, what in labels if row[alias]]
-    if check_keys:
-        duplicates = int(row["rows"]) - int(row["null_any"] or 0) - int(row["distinct"] or 0)
-        if duplicates:
-            problems.append((",".join(keys), duplicates, "duplicate entity keys"))
+    problems = describe_bad_values(bad_values(), features) if audit.bad_value_rows else []
+    if check_keys and audit.null_keys:
+        problems.append(
+            (keys[0], f"column {','.join(keys)!r} has {audit.null_keys} null entity keys")
+        )
+    if check_keys and audit.duplicate_keys:
+        problems.append(
+            (keys[0], f"column {','.join(keys)!r} has {audit.duplicate_keys} duplicate entity keys")
+        )
     if problems:
-        column = problems[0][0]
         raise BadInputError(
-            "feature partition refused before scoring, nothing published: "
-            + "; ".join(f"column {c!r} has {n} {w}" for c, n, w in problems),
+            "feature partition refused, nothing published: " + "; ".join(t for _, t in problems),
             job=job,
             ds=ds,
             file=table,
-            column=column,
+            column=problems[0][0],
         )
 
 

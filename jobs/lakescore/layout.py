@@ -18,6 +18,9 @@ RUN_ID = "run_id"
 SCORED_AT = "scored_at"
 # Added after the entity keys, before the partition column, in this order.
 PREDICTION_COLUMNS = (SCORE, MODEL_NAME, MODEL_VERSION, RUN_ID, SCORED_AT)
+# Staged output only (never published): the refused feature values of a row, as
+# "column:inf,column:nan"; null for a clean row (see lakescore.scoring.ValueCheck).
+BAD_VALUES = "_lakescore_bad_values"
 
 
 def prediction_columns(entity_keys: list[str], partition_column: str) -> list[str]:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from lakescore.errors import BadInputError, DriftFailure, LakescoreError, Scorin
 from lakescore.executors import executor_losses
 from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 from lakescore.models import (
+    ProbabilityScorer,
     ResolvedModel,
     check_signature,
     download_model,
@@ -42,7 +44,9 @@ from lakescore.recovery import AttemptMarker, fault_point, recover_abandoned
 from lakescore.redaction import redact
 from lakescore.scoring import (
     ModelSlot,
+    ValueCheck,
     audit_scores,
+    bad_value_counts,
     require_clean_audit,
     score_models,
     with_prediction_columns,
@@ -353,24 +357,29 @@ def _run(
             file=job.features.table,
         )
 
-    with stages("spark_start"):
-        if spark is None:
-            from lakescore.spark import get_spark_session
+    # The JVM starts in the background while the driver downloads and loads the model(s).
+    starting = _BackgroundSession(platform, job) if spark is None else None
+    try:
+        with stages("load_model"):
+            model_dir = download_model(platform, model, job=job.name)
+            scorer = guards.check_model_loadable(model_dir, model, job=job.name)
+            shadow_scoring.load_challengers(platform, job, challengers)
+    except BaseException:
+        if starting is not None:
+            starting.settle()  # Spark's start-up output comes before the error, not after it
+        raise
 
-            spark = get_spark_session(platform, job.spark_profile, app_name=f"lakescore-{job.name}")
+    with stages("spark_start"):
+        if starting is not None:
+            spark = starting.session()
+        assert spark is not None
         sc = spark.sparkContext
         record.spark_app_id = sc.applicationId
         record.spark_master = sc.master
         sc.setJobGroup(run_id, f"lakescore {job.name} {day}", interruptOnCancel=True)
         shadow_scoring.keep_scan_locations(spark)
-
-    with stages("load_model"):
-        model_dir = download_model(platform, model, job=job.name)
-        guards.check_model_loadable(model_dir, model, job=job.name)
-        shipped = _ship_model(spark, model_dir, model)
-        shadow_scoring.load_challengers(
-            platform, job, challengers, lambda d, m: _ship_model(spark, d, m)
-        )
+        shipped, estimator = _ship_model(spark, model_dir, model, scorer)
+        shadow_scoring.ship_challengers(challengers, partial(_ship_model, spark))
 
     source = tables.read_partition(spark, job.features.table, part_col, day, info.version)
     input_rows = info.rows
@@ -407,34 +416,26 @@ def _run(
             seconds=(utcnow() - record.started_at).total_seconds(),
         )
 
-    with stages("check_values", f"{len(features)} feature columns, keys {', '.join(keys)}"):
-        guards.check_feature_values(
-            source,
-            keys=keys,
-            features=features,
-            allow_nan=job.features.allow_nan,
-            # Validation (policy fail/quarantine) already refused null and duplicate keys.
-            check_keys=not job.validation.enabled or job.validation.policy == "warn",
-            job=job.name,
-            ds=day.isoformat(),
-            table=job.features.table,
-        )
-        guards.prepare_staging(staging_dir, job=job.name)
-
+    guards.prepare_staging(staging_dir, job=job.name)
+    # Infinite (and, unless allowed, NaN) feature values are found by the scoring pass itself
+    # and refused after it, with null and duplicate keys, from the audit of the staged output.
+    check = ValueCheck(tuple(features), allow_nan=job.features.allow_nan)
     scored_at = utcnow()
     with stages("score", f"{input_rows if input_rows is not None else '?'} rows -> staging"):
-        champion_slot = ModelSlot.of(model, str(model_dir), features, shipped_name=shipped)
+        champion_slot = ModelSlot.of(
+            model, str(model_dir), features, shipped_name=shipped, estimator=estimator
+        )
         slots = [champion_slot, *shadow_scoring.slots(challengers)]
         scored = None
         # Reading the log's files with pyarrow inside the Python tasks skips Spark's JVM ->
         # Arrow path (2-5x faster score stage in bench/scoring.py). Only when the partition is
         # not already cached for validation/quarantine and the files are local to the workers.
         if rejects is None and (not job.validation.enabled or request.validated):
-            scored = _score_by_files(spark, job, day, info, slots, keys)
+            scored = _score_by_files(spark, job, day, info, slots, keys, check)
         record.details["score_reader"] = "spark" if scored is None else "files"
         if scored is None:
             _split_for_parallelism(spark, info.size_bytes)
-            scored = score_models(source, slots, keys)
+            scored = score_models(source, slots, keys, check)
         out = with_prediction_columns(
             scored,
             model=model,
@@ -443,7 +444,7 @@ def _run(
             partition_column=part_col,
             ds=day,
             key_columns=keys,
-            extra_columns=[slot.score_column for slot in slots[1:]],
+            extra_columns=[*(slot.score_column for slot in slots[1:]), layout.BAD_VALUES],
         )
         with _watch_tasks(spark, run_id, progress):
             out.write.mode("errorifexists").parquet(str(staging_dir))
@@ -471,6 +472,17 @@ def _run(
             "score_max": audit.score_max,
             "score_mean": audit.score_mean,
         }
+        guards.refuse_bad_input(
+            audit,
+            lambda: bad_value_counts(staged),
+            keys=keys,
+            features=features,
+            # Validation (policy fail/quarantine) already refused null and duplicate keys.
+            check_keys=not job.validation.enabled or job.validation.policy == "warn",
+            job=job.name,
+            ds=day.isoformat(),
+            table=job.features.table,
+        )
         require_clean_audit(audit, job=job.name, ds=day.isoformat())
         progress.stage(
             "audit", f"passed: {audit.rows} rows, mean score {audit.score_mean or 0:.4f}"
@@ -931,10 +943,65 @@ def _ensure_prediction_table(spark: SparkSession, job: ScoringJob, key_fields: l
             raise
 
 
-def _ship_model(spark: SparkSession, model_dir: Path, model: ResolvedModel) -> str | None:
-    """Executors on other hosts get the model as a zip through ``SparkContext.addArchive``
-    (Spark unpacks it; ``SparkFiles.get(name)`` is the folder). Local mode reads the driver's
-    copy directly. (``addFile(dir, recursive=True)`` is refused for local folders on a cluster.)"""
+class _BackgroundSession:
+    """Builds the Spark session in a thread: the JVM launch (seconds) overlaps the driver's
+    model download and load. Started only after the cheap checks and the model resolution
+    passed, so bad input of those kinds never starts a JVM."""
+
+    def __init__(self, platform: PlatformConfig, job: ScoringJob) -> None:
+        self._session: SparkSession | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._start, args=(platform, job), name="lakescore-spark-start", daemon=True
+        )
+        self._thread.start()
+
+    def _start(self, platform: PlatformConfig, job: ScoringJob) -> None:
+        from lakescore.spark import get_spark_session
+
+        try:
+            self._session = get_spark_session(
+                platform, job.spark_profile, app_name=f"lakescore-{job.name}"
+            )
+        except BaseException as exc:  # handed to the caller by session()
+            self._error = exc
+
+    def settle(self) -> None:
+        self._thread.join()
+
+    def session(self) -> SparkSession:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._session is not None
+        return self._session
+
+
+_ESTIMATOR_BROADCASTS: dict[tuple[str, str], Any] = {}
+
+
+def _ship_model(
+    spark: SparkSession, model_dir: Path, model: ResolvedModel, scorer: ProbabilityScorer
+) -> tuple[str | None, Any]:
+    """(shipped archive name, estimator broadcast): how the Python workers get the model.
+
+    A scikit-learn model goes as a Spark broadcast of the estimator the driver has loaded
+    (and checked): the workers unpickle it with scikit-learn alone, without importing MLflow
+    (seconds per worker), in local mode and on a cluster alike; one broadcast per model
+    version and Spark application. Other models go to executors on other hosts as a zip
+    through ``SparkContext.addArchive`` (Spark unpacks it; ``SparkFiles.get(name)`` is the
+    folder); local mode reads the driver's copy directly."""
+    sc = spark.sparkContext
+    if scorer.sklearn_estimator is not None:
+        key = (sc.applicationId, str(model_dir))
+        if key not in _ESTIMATOR_BROADCASTS:
+            _ESTIMATOR_BROADCASTS[key] = sc.broadcast(scorer.sklearn_estimator)
+        return None, _ESTIMATOR_BROADCASTS[key]
+    return _ship_model_archive(spark, model_dir, model), None
+
+
+def _ship_model_archive(spark: SparkSession, model_dir: Path, model: ResolvedModel) -> str | None:
+    """``addFile(dir, recursive=True)`` is refused for local folders on a cluster: a zip."""
     sc = spark.sparkContext
     if sc.master.startswith("local"):
         return None
@@ -959,6 +1026,7 @@ def _score_by_files(
     info: tables.PartitionInfo,
     slots: list[ModelSlot],
     keys: list[str],
+    check: ValueCheck,
 ) -> DataFrame | None:
     """Keys + score through :mod:`lakescore.file_scoring`, or None when it does not apply
     (not local mode, a remote table, deletion vectors / column mapping)."""
@@ -979,7 +1047,9 @@ def _score_by_files(
     if plan is None or not plan.units:
         return None
     batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "100000"))
-    return score_partition_files(spark, plan, slots, keys, batch_rows=max(1_000, batch_rows))
+    return score_partition_files(
+        spark, plan, slots, keys, batch_rows=max(1_000, batch_rows), check=check
+    )
 
 
 def _split_for_parallelism(spark: SparkSession, partition_bytes: int) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lakescore import layout
 from lakescore.errors import AuditFailure
@@ -24,19 +24,28 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
     from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructField, StructType
 
     from lakescore.models import ProbabilityScorer, ResolvedModel
 
 _SCORERS: dict[tuple[str, str, str], ProbabilityScorer] = {}
 
 
-def scorer_for(model_dir: str, flavor: str, positive_class: int | str) -> ProbabilityScorer:
-    """The process-wide scorer for a model directory (loaded on first use)."""
+def scorer_for(
+    model_dir: str, flavor: str, positive_class: int | str, estimator: Any = None
+) -> ProbabilityScorer:
+    """The process-wide scorer for a model (built on first use): from ``estimator``, a Spark
+    broadcast of the driver's scikit-learn estimator, when there is one, else loaded from
+    ``model_dir`` with MLflow. A model directory is one registered version: the cache key."""
     key = (model_dir, flavor, repr(positive_class))
     if key not in _SCORERS:
         from lakescore.models import ProbabilityScorer
 
-        _SCORERS[key] = ProbabilityScorer(model_dir, flavor, positive_class)
+        _SCORERS[key] = (
+            ProbabilityScorer.from_sklearn(estimator.value, positive_class, model_dir)
+            if estimator is not None
+            else ProbabilityScorer(model_dir, flavor, positive_class)
+        )
     return _SCORERS[key]
 
 
@@ -64,6 +73,10 @@ class ModelSlot:
     feature_columns: tuple[str, ...]  # in the model's signature order
     shipped_name: str | None = None
     required: bool = True
+    # A Spark broadcast of the driver's loaded scikit-learn estimator: the workers unpickle
+    # it (scikit-learn only; importing MLflow costs each worker seconds). None: load the
+    # model from ``model_dir`` / the shipped archive (pyfunc models).
+    estimator: Any = None
 
     @classmethod
     def of(
@@ -75,6 +88,7 @@ class ModelSlot:
         score_column: str = layout.SCORE,
         shipped_name: str | None = None,
         required: bool = True,
+        estimator: Any = None,
     ) -> ModelSlot:
         return cls(
             score_column=score_column,
@@ -84,6 +98,7 @@ class ModelSlot:
             feature_columns=tuple(feature_columns),
             shipped_name=shipped_name,
             required=required,
+            estimator=estimator,
         )
 
 
@@ -92,18 +107,83 @@ _FAILED_LOADS: dict[tuple[str, str, str], str] = {}
 
 def _scorer_or_none(slot: ModelSlot) -> ProbabilityScorer | None:
     """The slot's scorer; for a challenger, None (once per process, logged) if it cannot load."""
-    model_dir = _local_model_dir(slot.model_dir, slot.shipped_name)
+    model_dir = (
+        slot.model_dir
+        if slot.estimator is not None
+        else _local_model_dir(slot.model_dir, slot.shipped_name)
+    )
     if slot.required:
-        return scorer_for(model_dir, slot.flavor, slot.positive_class)
+        return scorer_for(model_dir, slot.flavor, slot.positive_class, slot.estimator)
     key = (model_dir, slot.flavor, repr(slot.positive_class))
     if key in _FAILED_LOADS:
         return None
     try:
-        return scorer_for(model_dir, slot.flavor, slot.positive_class)
+        return scorer_for(model_dir, slot.flavor, slot.positive_class, slot.estimator)
     except Exception as exc:  # a challenger never fails the pass
         _FAILED_LOADS[key] = f"{type(exc).__name__}: {exc}"
         print(f"lakescore: challenger {slot.score_column} not loaded: {exc}", file=sys.stderr)
         return None
+
+
+@dataclass(frozen=True)
+class ValueCheck:
+    """Feature values the scoring pass refuses: infinite always, NaN unless ``allow_nan``.
+
+    Checked in the Python worker on the batches it scores anyway (no extra read of the
+    partition). A row holding such a value is not scored; the staged output names its
+    columns in :data:`lakescore.layout.BAD_VALUES` and the audit refuses the partition."""
+
+    columns: tuple[str, ...]
+    allow_nan: bool
+
+
+_KIND_TEXT = {"inf": "infinite values", "nan": "NaN values (features.allow_nan is false)"}
+
+
+def bad_value_flags(batch: pa.RecordBatch, check: ValueCheck) -> pa.Array | None:
+    """None when every checked value of the batch is fine (one vectorised pass per column),
+    else one string per row: ``"col:inf,col2:nan"`` where refused values are, null elsewhere.
+    Null is a missing value, not NaN: only float columns' NaN and infinities count."""
+    import numpy as np
+    import pyarrow as pa
+
+    found: list[tuple[str, np.ndarray]] = []
+    for name in check.columns:
+        column = batch.column(name)
+        if not pa.types.is_floating(column.type):
+            continue
+        values = column.to_numpy(zero_copy_only=False)  # nulls become NaN
+        if np.isfinite(values).all():
+            continue
+        infinite = np.isinf(values)
+        if infinite.any():
+            found.append((f"{name}:inf", infinite))
+        if not check.allow_nan:
+            nan = np.isnan(values)
+            if column.null_count:
+                nan &= ~column.is_null().to_numpy(zero_copy_only=False)
+            if nan.any():
+                found.append((f"{name}:nan", nan))
+    if not found:
+        return None
+    bad = np.zeros(batch.num_rows, dtype=bool)
+    for _, mask in found:
+        bad |= mask
+    flags: list[str | None] = [None] * batch.num_rows
+    for row in np.flatnonzero(bad):
+        flags[row] = ",".join(label for label, mask in found if mask[row])
+    return pa.array(flags, pa.string())
+
+
+def describe_bad_values(counts: dict[str, int], columns: Sequence[str]) -> list[tuple[str, str]]:
+    """(column, "column 'x' has N infinite values") in feature order, from counts of the
+    ``column:kind`` labels of :func:`bad_value_flags`."""
+    out = []
+    for name in columns:
+        for kind, text in _KIND_TEXT.items():
+            if n := counts.get(f"{name}:{kind}"):
+                out.append((name, f"column {name!r} has {n} {text}"))
+    return out
 
 
 def feature_matrix(batch: pa.RecordBatch, columns: Sequence[str]) -> np.ndarray:
@@ -120,36 +200,49 @@ def score_batch(
     batch: pa.RecordBatch,
     scorers: Sequence[tuple[ModelSlot, ProbabilityScorer | None]],
     key_columns: Sequence[str],
+    check: ValueCheck | None = None,
 ) -> pa.RecordBatch:
     """The per-batch core: keys + one score column per model, every model on the same batch
-    (one feature matrix per distinct signature column order)."""
+    (one feature matrix per distinct signature column order). With ``check``, rows holding a
+    refused value get null scores and are named in a last :data:`layout.BAD_VALUES` column."""
+    import numpy as np
     import pyarrow as pa
 
     rows = batch.num_rows
+    flags = bad_value_flags(batch, check) if check is not None else None
+    good = None if flags is None else flags.is_null().to_numpy(zero_copy_only=False)
     matrices: dict[tuple[str, ...], np.ndarray] = {}
     arrays = [batch.column(k) for k in key_columns]
     for slot, scorer in scorers:
         scores = None
         if scorer is not None:
             if slot.feature_columns not in matrices:
-                matrices[slot.feature_columns] = feature_matrix(batch, slot.feature_columns)
+                matrix = feature_matrix(batch, slot.feature_columns)
+                matrices[slot.feature_columns] = matrix if good is None else matrix[good]
             matrix = matrices[slot.feature_columns]
             if slot.required:
                 scores = scorer.score(matrix)
             else:
                 try:
                     scores = scorer.score(matrix)
-                    if len(scores) != rows:
-                        raise ValueError(f"{len(scores)} scores for {rows} rows")
+                    if len(scores) != matrix.shape[0]:
+                        raise ValueError(f"{len(scores)} scores for {matrix.shape[0]} rows")
                 except Exception as exc:  # a challenger never fails the pass
                     print(f"lakescore: challenger {slot.score_column}: {exc}", file=sys.stderr)
                     scores = None
-        arrays.append(
-            pa.nulls(rows, pa.float64()) if scores is None else pa.array(scores, pa.float64())
-        )
-    return pa.RecordBatch.from_arrays(
-        arrays, names=[*key_columns, *(slot.score_column for slot, _ in scorers)]
-    )
+        if scores is None:
+            arrays.append(pa.nulls(rows, pa.float64()))
+        elif good is None:
+            arrays.append(pa.array(scores, pa.float64()))
+        else:
+            full = np.full(rows, np.nan)
+            full[good] = scores
+            arrays.append(pa.array(full, pa.float64(), mask=~good))
+    names = [*key_columns, *(slot.score_column for slot, _ in scorers)]
+    if check is not None:
+        arrays.append(flags if flags is not None else pa.nulls(rows, pa.string()))
+        names.append(layout.BAD_VALUES)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
 def score_record_batches(
@@ -157,6 +250,7 @@ def score_record_batches(
     *,
     slots: Sequence[ModelSlot],
     key_columns: Sequence[str],
+    check: ValueCheck | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Runs in the Python worker: (keys + features) batches -> (keys + one score column per
     model) batches. Every model is loaded once per worker process and scores every batch."""
@@ -165,24 +259,36 @@ def score_record_batches(
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         for batch in batches:
             if batch.num_rows:
-                yield score_batch(batch, scorers, key_columns)
+                yield score_batch(batch, scorers, key_columns, check)
+
+
+def scored_schema(
+    key_fields: Sequence[StructField], slots: Sequence[ModelSlot], check: ValueCheck | None
+) -> StructType:
+    """Keys, one double per slot, and the :data:`layout.BAD_VALUES` string with ``check``."""
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    fields = [*key_fields, *(StructField(slot.score_column, DoubleType(), True) for slot in slots)]
+    if check is not None:
+        fields.append(StructField(layout.BAD_VALUES, StringType(), True))
+    return StructType(fields)
 
 
 def score_models(
-    features: DataFrame, slots: Sequence[ModelSlot], key_columns: Sequence[str]
+    features: DataFrame,
+    slots: Sequence[ModelSlot],
+    key_columns: Sequence[str],
+    check: ValueCheck | None = None,
 ) -> DataFrame:
     """Keys + one score column per slot for every row of ``features``: one map over the
     partition (no shuffle), all models in the same pass over the same Arrow batches."""
-    from pyspark.sql.types import DoubleType, StructField, StructType
-
     if not slots or not slots[0].required:
         raise ValueError("the first slot is the champion (required)")
-    key_fields = [features.schema[k] for k in key_columns]
-    out_schema = StructType(
-        [*key_fields, *(StructField(slot.score_column, DoubleType(), True) for slot in slots)]
-    )
+    out_schema = scored_schema([features.schema[k] for k in key_columns], slots, check)
     columns = list(dict.fromkeys(c for slot in slots for c in slot.feature_columns))
-    worker = partial(score_record_batches, slots=list(slots), key_columns=list(key_columns))
+    worker = partial(
+        score_record_batches, slots=list(slots), key_columns=list(key_columns), check=check
+    )
     return features.select(*key_columns, *columns).mapInArrow(worker, out_schema)
 
 
@@ -237,6 +343,7 @@ class AuditResult:
     score_min: float | None
     score_max: float | None
     score_mean: float | None
+    bad_value_rows: int = 0  # rows the scoring pass refused (see ValueCheck)
 
     @property
     def problems(self) -> list[str]:
@@ -270,7 +377,9 @@ def audit_scores(
     any_null_key = F.lit(False)
     for key in key_columns:
         any_null_key = any_null_key | F.col(key).isNull()
+    checked = layout.BAD_VALUES in staged.columns
     row = staged.agg(
+        F.count(F.col(layout.BAD_VALUES) if checked else F.lit(None)).alias("bad_values"),
         F.count(F.lit(1)).alias("rows"),
         F.sum(any_null_key.cast("long")).alias("null_keys"),
         F.count_distinct(*[F.col(k) for k in key_columns]).alias("distinct_keys"),
@@ -293,7 +402,24 @@ def audit_scores(
         score_min=row["smin"],
         score_max=row["smax"],
         score_mean=row["smean"],
+        bad_value_rows=int(row["bad_values"] or 0),
     )
+
+
+def bad_value_counts(staged: DataFrame) -> dict[str, int]:
+    """``{"column:kind": rows}`` over the staged rows the scoring pass refused (failure path
+    only: one small aggregation over those rows)."""
+    from pyspark.sql import functions as F
+
+    flags = F.col(layout.BAD_VALUES)
+    rows = (
+        staged.where(flags.isNotNull())
+        .select(F.explode(F.split(flags, ",")).alias("label"))
+        .groupBy("label")
+        .count()
+        .collect()
+    )
+    return {row["label"]: int(row["count"]) for row in rows}
 
 
 def require_clean_audit(result: AuditResult, *, job: str, ds: str) -> None:

@@ -76,7 +76,9 @@ class Challenger:
     model: ResolvedModel | None = None
     feature_columns: list[str] = field(default_factory=list)
     model_dir: Path | None = None
+    scorer: Any = None  # the driver's loaded model (ProbabilityScorer)
     shipped_name: str | None = None
+    estimator: Any = None  # the broadcast of a scikit-learn model (see ModelSlot)
     status: str = "ok"  # ok | failed | skipped
     error: str | None = None
     comparison: Comparison | None = None
@@ -157,18 +159,36 @@ def resolve_challengers(
 
 
 def load_challengers(
-    platform: PlatformConfig, job: ScoringJob, challengers: list[Challenger], ship: Any
+    platform: PlatformConfig, job: ScoringJob, challengers: list[Challenger]
 ) -> None:
-    """Download each active challenger (and ship it to executors); failures mark it failed.
-    ``ship(model_dir, model)`` returns the shipped archive name (None in local mode)."""
+    """Download and load each active challenger on the driver; a failure marks it failed
+    (the champion still runs)."""
+    from lakescore.models import ProbabilityScorer
+
     for challenger in challengers:
         if not challenger.active or challenger.model is None:
             continue
         try:
             challenger.model_dir = download_model(platform, challenger.model, job=job.name)
-            challenger.shipped_name = ship(challenger.model_dir, challenger.model)
+            challenger.scorer = ProbabilityScorer(
+                str(challenger.model_dir), challenger.model.flavor, challenger.model.positive_class
+            )
         except Exception as exc:
             challenger.fail(f"not loaded: {exc}")
+
+
+def ship_challengers(challengers: list[Challenger], ship: Any) -> None:
+    """Make each loaded challenger available to the executors; a failure marks it failed.
+    ``ship(model_dir, model, scorer)`` returns (shipped archive name, estimator broadcast)."""
+    for challenger in challengers:
+        if not challenger.active or challenger.model is None or challenger.model_dir is None:
+            continue
+        try:
+            challenger.shipped_name, challenger.estimator = ship(
+                challenger.model_dir, challenger.model, challenger.scorer
+            )
+        except Exception as exc:
+            challenger.fail(f"not shipped to the executors: {exc}")
 
 
 def slots(challengers: list[Challenger]) -> list[Any]:
@@ -183,6 +203,7 @@ def slots(challengers: list[Challenger]) -> list[Any]:
             score_column=c.score_column,
             shipped_name=c.shipped_name,
             required=False,
+            estimator=c.estimator,
         )
         for c in challengers
         if c.active and c.model is not None

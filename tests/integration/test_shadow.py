@@ -234,11 +234,56 @@ def test_shadow_off_for_a_run_leaves_the_shadow_table_alone(world, spark, regist
     assert _partition(job.output.table, DAYS[1]).num_rows == ROWS_PER_DAY
 
 
-def test_a_challenger_that_breaks_in_the_workers_does_not_block_the_champion(
-    world, spark, registry
-):
-    """A challenger whose model cannot be loaded in the Python workers: null scores there, the
-    driver marks it failed, the champion publishes, the shadow partition stays as it was."""
+def _register_failing_in_workers(world: World) -> int:
+    """A model that loads but cannot score: fitted on three features, registered with the
+    full signature, so its ``predict_proba`` refuses the workers' nine-column batches."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    from lakescore.demo import FEATURES, generate_customers
+    from lakescore.models import configure_mlflow
+
+    configure_mlflow(world.platform)
+    data = generate_customers(2_000, 9)
+    full = pd.DataFrame({c: data[c] for c in FEATURES})
+    model = LogisticRegression(max_iter=200).fit(np.asarray(full)[:, :3], data["churned"])
+    with mlflow.start_run(run_name="fails-in-workers"):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(full.head(), np.zeros((5, 2))),
+            registered_model_name=MODEL,
+            pip_requirements=["scikit-learn"],
+        )
+    version = int(info.registered_model_version)
+    MlflowClient().set_registered_model_alias(MODEL, "fails_in_workers", str(version))
+    return version
+
+
+def _challenger_failed_and_champion_published(world, job, result, champion, challenger):
+    scores = _partition(job.output.table, DAYS[2])
+    assert set(scores["run_id"].to_pylist()) == {result.run_id}
+    assert set(scores["model_version"].to_pylist()) == {champion}
+    (lineage,) = lineage_rows(world, run_id=result.run_id)
+    assert lineage["status"] == "succeeded"
+    (entry,) = json.loads(lineage["details"])["shadow"]["challengers"]
+    (metric,) = [
+        m
+        for m in tables.read_table(world.platform.metrics_table).to_pylist()
+        if m["run_id"] == result.run_id and m["role"] == "challenger"
+    ]
+    assert metric["challenger_status"] == "failed" and metric["published"] is False
+    assert metric["model_version"] == challenger
+    return entry
+
+
+def test_a_challenger_that_cannot_be_loaded_does_not_block_the_champion(world, spark, registry):
+    """A challenger whose model artifact is corrupt fails when the driver loads it: marked
+    failed, the champion publishes, the shadow partition stays as it was."""
     from lakescore.demo import train_and_register
 
     _set_champion(world, registry.champion)
@@ -251,7 +296,7 @@ def test_a_challenger_that_breaks_in_the_workers_does_not_block_the_champion(
         seed=2,
         force_new_version=True,
     ).version
-    # the local model cache the workers load from: a corrupt copy of the version
+    # the local model cache the driver loads from: a corrupt copy of the version
     cached = world.root / "var" / "models" / MODEL / str(broken)
     cached.mkdir(parents=True)
     (cached / "MLmodel").write_text("flavors: {sklearn: {pickled_model: missing.pkl}}\n")
@@ -261,21 +306,27 @@ def test_a_challenger_that_breaks_in_the_workers_does_not_block_the_champion(
 
     result = score_partition(job, DAYS[2], platform=world.platform, spark=spark)
 
-    scores = _partition(job.output.table, DAYS[2])
-    assert set(scores["run_id"].to_pylist()) == {result.run_id}
-    assert set(scores["model_version"].to_pylist()) == {registry.champion}
+    entry = _challenger_failed_and_champion_published(world, job, result, registry.champion, broken)
+    assert entry["status"] == "failed" and "not loaded" in entry["error"]
     assert tables.table_version(job.shadow_table) == shadow_before
-    (lineage,) = lineage_rows(world, run_id=result.run_id)
-    assert lineage["status"] == "succeeded"
-    (entry,) = json.loads(lineage["details"])["shadow"]["challengers"]
+
+
+def test_a_challenger_that_fails_in_the_workers_does_not_block_the_champion(world, spark, registry):
+    """A challenger that loads but raises in the Python workers: null scores there, the
+    driver marks it failed, the champion publishes, the shadow partition stays as it was."""
+    _set_champion(world, registry.champion)
+    failing = _register_failing_in_workers(world)
+    _write_job(world, "[{alias: fails_in_workers}]")
+    job = world.job(JOB)
+    shadow_before = tables.table_version(job.shadow_table)
+
+    result = score_partition(job, DAYS[2], platform=world.platform, spark=spark)
+
+    entry = _challenger_failed_and_champion_published(
+        world, job, result, registry.champion, failing
+    )
     assert entry["status"] == "failed" and "rows not scored" in entry["error"]
-    (metric,) = [
-        m
-        for m in tables.read_table(world.platform.metrics_table).to_pylist()
-        if m["run_id"] == result.run_id and m["role"] == "challenger"
-    ]
-    assert metric["challenger_status"] == "failed" and metric["published"] is False
-    assert metric["model_version"] == broken
+    assert tables.table_version(job.shadow_table) == shadow_before
 
 
 def test_challenger_with_other_features_is_a_config_error_naming_it(world, spark, registry):
