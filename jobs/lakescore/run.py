@@ -49,6 +49,7 @@ from lakescore.scoring import (
     bad_value_counts,
     require_clean_audit,
     score_models,
+    warm_python_workers,
     with_prediction_columns,
 )
 
@@ -965,6 +966,10 @@ class _BackgroundSession:
             )
         except BaseException as exc:  # handed to the caller by session()
             self._error = exc
+            return
+        # Best effort: a real worker problem is reported by the scoring job itself.
+        with contextlib.suppress(Exception):
+            warm_python_workers(self._session)
 
     def settle(self) -> None:
         self._thread.join()

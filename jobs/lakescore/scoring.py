@@ -23,7 +23,7 @@ from lakescore.errors import AuditFailure
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructField, StructType
 
     from lakescore.models import ProbabilityScorer, ResolvedModel
@@ -272,6 +272,25 @@ def scored_schema(
     if check is not None:
         fields.append(StructField(layout.BAD_VALUES, StringType(), True))
     return StructType(fields)
+
+
+def _import_scoring_modules(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Runs in a Python worker: the imports of the scoring pass (scikit-learn takes seconds)."""
+    import sklearn.base  # noqa: F401
+
+    import lakescore.models  # noqa: F401
+
+    yield from batches
+
+
+def warm_python_workers(spark: SparkSession) -> None:
+    """Start one Python worker per core and import what scoring needs, so the first scoring
+    job reuses warm workers (``spark.python.worker.reuse``). Called from the thread that
+    starts the session, while the driver loads the model: the imports overlap that work."""
+    tasks = spark.sparkContext.defaultParallelism
+    spark.range(0, tasks, numPartitions=tasks).mapInArrow(
+        _import_scoring_modules, "id long"
+    ).collect()
 
 
 def score_models(
