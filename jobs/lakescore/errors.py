@@ -88,3 +88,17 @@ class PublishConflict(ScoringFailure):
 
 class DriftFailure(ScoringFailure):
     """The score distribution drifted beyond the fail threshold; nothing was published."""
+
+
+def as_lakescore_error(
+    exc: BaseException, *, job: str | None = None, ds: str | None = None
+) -> LakescoreError:
+    """``exc`` itself when it is a :class:`LakescoreError`, else a :class:`ScoringFailure`
+    naming its type and first line; either way with the job and partition filled in (raise
+    the result ``from exc`` when it is new, so the traceback keeps the cause)."""
+    if isinstance(exc, LakescoreError):
+        err = exc
+    else:
+        text = str(exc).strip()
+        err = ScoringFailure(f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
+    return err.with_context(job=job, ds=ds)

@@ -38,7 +38,7 @@ from lakescore.config import (
     list_job_names,
     load_job,
 )
-from lakescore.errors import BadInputError, LakescoreError, ScoringFailure
+from lakescore.errors import BadInputError, ScoringFailure, as_lakescore_error
 from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 
 if TYPE_CHECKING:
@@ -237,12 +237,7 @@ def rollback_to_version(
         record.details["restored_run_id"] = source.get("lakescore_run_id")
         record.details["model_versions"] = [v for _, v in models]
     except Exception as exc:
-        err = (
-            exc
-            if isinstance(exc, LakescoreError)
-            else ScoringFailure(f"{type(exc).__name__}: {exc}")
-        )
-        err.with_context(job=job.name, ds=day.isoformat())
+        err = as_lakescore_error(exc, job=job.name, ds=day.isoformat())
         _close(platform, record, err)
         if err is exc:
             raise
@@ -511,12 +506,7 @@ def erase(
                 result.vacuum.extend(done)
                 record.details["vacuum"] = done
         except Exception as exc:
-            err = (
-                exc
-                if isinstance(exc, LakescoreError)
-                else ScoringFailure(f"{type(exc).__name__}: {exc}")
-            )
-            err.with_context(job=job.name)
+            err = as_lakescore_error(exc, job=job.name)
             _close(platform, record, err)
             if err is exc:
                 raise
@@ -618,12 +608,7 @@ def vacuum(
             )
         record.details = {"tables": done, "retention_hours": hours}
     except Exception as exc:
-        err = (
-            exc
-            if isinstance(exc, LakescoreError)
-            else ScoringFailure(f"{type(exc).__name__}: {exc}")
-        )
-        err.with_context(job=job.name)
+        err = as_lakescore_error(exc, job=job.name)
         if record_lineage:
             _close(platform, record, err)
         if err is exc:

@@ -29,7 +29,12 @@ from lakescore import guards, layout, tables
 from lakescore import shadow as shadow_scoring
 from lakescore.config import PlatformConfig, ScoringJob
 from lakescore.cost import run_cost
-from lakescore.errors import BadInputError, DriftFailure, LakescoreError, ScoringFailure
+from lakescore.errors import (
+    BadInputError,
+    DriftFailure,
+    LakescoreError,
+    as_lakescore_error,
+)
 from lakescore.executors import executor_losses
 from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 from lakescore.models import (
@@ -237,15 +242,12 @@ def score_partition(
             progress,
         )
     except Exception as exc:
-        err = (
-            exc
+        explained = (
+            None
             if isinstance(exc, LakescoreError)
             else guards.explain_failure(exc, staging_dir=staging_dir, table=job.features.table)
-            or ScoringFailure(
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            )
         )
-        err.with_context(job=job.name, ds=day.isoformat())
+        err = as_lakescore_error(explained or exc, job=job.name, ds=day.isoformat())
         record.status = "failed"
         record.error_class = type(err).__name__
         record.error = str(err)[:4000]

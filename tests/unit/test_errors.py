@@ -1,0 +1,35 @@
+"""lakescore.errors.as_lakescore_error: the one way an unexpected exception becomes a
+one-line, redacted error that names the job and partition."""
+
+from __future__ import annotations
+
+from lakescore.errors import BadInputError, ScoringFailure, as_lakescore_error
+
+
+def test_a_lakescore_error_is_kept_and_gets_the_missing_context() -> None:
+    original = BadInputError("column missing", column="x")
+    err = as_lakescore_error(original, job="churn", ds="2026-11-20")
+    assert err is original
+    assert str(err) == "job 'churn', partition 2026-11-20, column 'x': column missing"
+
+
+def test_context_already_known_is_not_overwritten() -> None:
+    err = as_lakescore_error(BadInputError("no", job="a"), job="b")
+    assert err.job == "a"
+
+
+def test_another_exception_becomes_a_one_line_scoring_failure() -> None:
+    err = as_lakescore_error(
+        RuntimeError("first line\n  at some.java.Frame(Frame.java:1)"), job="churn"
+    )
+    assert isinstance(err, ScoringFailure) and err.exit_code == 1
+    assert str(err) == "job 'churn': RuntimeError: first line"
+
+
+def test_an_exception_without_text_still_names_its_type() -> None:
+    assert str(as_lakescore_error(KeyError())) == "KeyError: "
+
+
+def test_secrets_in_the_exception_text_are_redacted() -> None:
+    err = as_lakescore_error(OSError("cannot reach https://user:hunter2@mlflow.example/api"))
+    assert "hunter2" not in str(err)
