@@ -947,9 +947,10 @@ def _ensure_prediction_table(spark: SparkSession, job: ScoringJob, key_fields: l
 
 
 class _BackgroundSession:
-    """Builds the Spark session in a thread: the JVM launch (seconds) overlaps the driver's
-    model download and load. Started only after the cheap checks and the model resolution
-    passed, so bad input of those kinds never starts a JVM."""
+    """Builds the Spark session in a thread, then warms the Python workers and the output
+    table's Delta snapshot: the JVM launch and those first-use costs (seconds) overlap the
+    driver's model download and load. Started only after the cheap checks and the model
+    resolution passed, so bad input of those kinds never starts a JVM."""
 
     def __init__(self, platform: PlatformConfig, job: ScoringJob) -> None:
         self._session: SparkSession | None = None
@@ -969,9 +970,11 @@ class _BackgroundSession:
         except BaseException as exc:  # handed to the caller by session()
             self._error = exc
             return
-        # Best effort: a real worker problem is reported by the scoring job itself.
+        # Best effort: a real problem is reported by the step that meets it.
         with contextlib.suppress(Exception):
             warm_python_workers(self._session)
+        with contextlib.suppress(Exception):
+            tables.warm_delta_snapshots(self._session, [job.output.table])
 
     def settle(self) -> None:
         self._thread.join()

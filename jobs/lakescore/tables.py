@@ -123,6 +123,15 @@ def table_exists(uri: str) -> bool:
     return DeltaTable.is_deltatable(uri)
 
 
+def warm_delta_snapshots(spark: SparkSession, uris: list[str]) -> None:
+    """Load the Delta snapshot of each existing table in the JVM (delta-spark caches it per
+    path): the first publish of a new session then skips the class loading and log replay.
+    A start-up optimisation only; a table that cannot be read is left to the real step."""
+    for uri in uris:
+        if table_exists(uri):
+            spark.read.format("delta").load(uri).schema  # noqa: B018 - resolves the snapshot
+
+
 def table_version(uri: str) -> int | None:
     """Latest version, or None if there is no table yet."""
     return _delta_table(uri).version() if table_exists(uri) else None
