@@ -14,16 +14,12 @@ the floor is the 90 s deadline of the scheduled run, counted from the unpause.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +28,7 @@ import pytest
 from lakescore import tables
 from lakescore.airflow_local import airflow_bin, airflow_env, prepare
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
+from tests.support.processes import free_port, stop_groups, wait_until
 
 pytestmark = pytest.mark.integration
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -50,12 +47,6 @@ def _null_keys_on_second_day(table):
     return table.set_column(
         table.schema.get_field_index("customer_id"), "customer_id", pa.array(nulled, pa.int64())
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -201,39 +192,10 @@ def deployment(world, postgres, tmp_path_factory) -> Iterator[dict]:
         )
         yield deployment
     finally:
-        groups = [process.pid for process in processes]
-        for pgid in groups:
-            _signal_group(pgid, signal.SIGTERM)
-        for process in processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=30)
-        # children of a service (task runners, api workers) may outlive their leader briefly
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
-            time.sleep(1)
-        for pgid in groups:
-            if _group_alive(pgid):
-                _signal_group(pgid, signal.SIGKILL)
-        time.sleep(1)
-        survivors = [g for g in groups if _group_alive(g)]
+        # SIGTERM, then SIGKILL after 30 s: children of a service (task runners, api workers)
+        # may outlive their leader briefly
+        survivors = stop_groups(processes, timeout=30)
         assert not survivors, f"process groups {survivors} survived teardown"
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Is any process of the group still running (zombies do not count)?"""
-    for status in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = status.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 def _query(db_url: str, sql: str, *params) -> list[tuple]:
@@ -253,17 +215,13 @@ def _dag_parsed(db_url: str, dag_id: str) -> bool:
 
 
 def _wait(check, seconds: float, what: str, logs: Path | None = None):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    tail = ""
-    if logs:
-        for f in sorted(logs.glob("*.log")):
-            tail += f"\n--- {f.name}\n" + "\n".join(f.read_text().splitlines()[-15:])
-    pytest.fail(f"timed out after {seconds}s waiting for {what}{tail}")
+    def tail() -> str:
+        return "".join(
+            f"\n--- {f.name}\n" + "\n".join(f.read_text().splitlines()[-15:])
+            for f in sorted(logs.glob("*.log"))
+        )
+
+    return wait_until(check, seconds, what, details=tail if logs else None)
 
 
 def _airflow(dep: dict, *args: str) -> subprocess.CompletedProcess:

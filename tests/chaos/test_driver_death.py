@@ -15,8 +15,9 @@ import pytest
 
 from lakescore.cli import main as lakescore_cli
 from lakescore.recovery import MARKER_SUFFIX
-from tests.chaos.conftest import ChaosWorld, finish, kill_group, wait_for
+from tests.chaos.conftest import ChaosWorld, finish
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
+from tests.support.processes import kill_group, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -130,7 +131,7 @@ def test_driver_killed_during_the_delta_commit(
     before = data_files(uri)
 
     process = chaos_world.start_score(JOB, DAY)
-    wait_for(
+    wait_until(
         lambda: (data_files(uri) - before) or process.poll() is not None,
         timeout=400,
         what="the publish to write its first data file",

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from tests.chaos.cluster import StandaloneCluster
-from tests.chaos.conftest import BIG_DAY, BIG_ROWS, ChaosWorld, finish, wait_for
+from tests.chaos.conftest import BIG_DAY, BIG_ROWS, ChaosWorld, finish
 from tests.conftest import lineage_rows
+from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -73,13 +74,14 @@ def test_disrupted_run_publishes_the_undisturbed_partition(
             LAKESCORE_SPARK_PROFILE=PROFILE,
             LAKESCORE_SPARK_MASTER_URL=cluster.url,
         )
-        wait_for(
+        wait_until(
             lambda: (
                 scoring_tasks_running(platform.staging_root, "chaos", BIG_DAY)
                 or process.poll() is not None
             ),
             timeout=300,
             what="the scoring stage to start",
+            step=0.05,
         )
         assert process.poll() is None, "the run ended before the scoring stage was seen"
         if disruption == "kill_worker":
