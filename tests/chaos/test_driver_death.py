@@ -119,7 +119,11 @@ def test_driver_killed_between_staging_and_publish(
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("delay_s", [0.0, 0.3, 0.8])
+# 0.0 s: the data files are written but not committed (readers see the old version, the next
+# run finds uncommitted files); 0.8 s: the commit has landed (readers see the new version) or
+# the run finished. 0.3 s was dropped: it saw what 0.0 s sees (old version, 2 uncommitted
+# files) at the cost of a killed run plus a recovery run (~90-120 s on a busy 2-core machine).
+@pytest.mark.parametrize("delay_s", [0.0, 0.8])
 def test_driver_killed_during_the_delta_commit(
     chaos_world: ChaosWorld, first_publish: dict[str, Any], spark: Any, delay_s: float
 ) -> None:
