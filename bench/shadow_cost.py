@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 import time
 from datetime import date
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_world import bench_world
 
 
 def main() -> None:
@@ -31,35 +28,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
 
-    from lakescore.config import load_job, load_platform
+    from lakescore.config import load_job
     from lakescore.demo import train_and_register, write_feature_partitions
     from lakescore.lineage import find_lineage
     from lakescore.run import score_partition
     from lakescore.spark import get_spark_session
 
-    root = Path(tempfile.mkdtemp(prefix="lakescore-bench-shadow-"))
-    try:
-        conf = root / "conf"
-        (conf / "jobs").mkdir(parents=True)
-        platform_yaml = (REPO / "conf" / "platform.yaml").read_text()
-        (conf / "platform.yaml").write_text(
-            platform_yaml.replace("${LAKESCORE_WAREHOUSE:-var/warehouse}", str(root / "warehouse"))
-            .replace("${LAKESCORE_VAR:-var}", str(root / "var"))
-            .replace("sqlite:///var/mlflow/mlflow.db", f"sqlite:///{root}/var/mlflow.db")
-            .replace("var/mlflow/artifacts", str(root / "var" / "artifacts"))
-            .replace("jars_dir: var/jars", f"jars_dir: {REPO / 'var' / 'jars'}")
-        )
-        base = (REPO / "conf" / "jobs" / "churn.yaml").read_text()
+    with bench_world("lakescore-bench-shadow-") as world:
+        platform, job, conf = world.platform, world.job, world.conf
+        base = world.job_file.read_text()
         challengers = {
             "none": "[]",
             "one": "[{alias: challenger}]",
             "two": "[{alias: challenger}, {alias: second}]",
         }
-        platform_dir = conf
-        (conf / "jobs" / "churn.yaml").write_text(base)
-        platform = load_platform(platform_dir)
-        job = load_job("churn", platform=platform)
-        train_and_register(platform, job.model.name)
         for alias, seed in (("challenger", 17), ("second", 29)):
             train_and_register(
                 platform, job.model.name, alias=alias, seed=seed, force_new_version=True
@@ -95,8 +77,6 @@ def main() -> None:
                     best[key] = round(min(best[key], m[key]), 2)
         print(json.dumps({"rows": args.rows, "repeat": args.repeat, "runs": out}, indent=1))
         spark.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _with_challengers(job_yaml: str, challengers: str) -> str:

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 import time
 from datetime import date
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_world import bench_world
 
 
 def main() -> None:
@@ -27,28 +24,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     args = parser.parse_args()
 
-    from lakescore.config import load_job, load_platform
-    from lakescore.demo import train_and_register, write_feature_partitions
+    from lakescore.demo import write_feature_partitions
     from lakescore.lineage import find_lineage
     from lakescore.run import score_partition
     from lakescore.spark import get_spark_session
 
-    root = Path(tempfile.mkdtemp(prefix="lakescore-bench-"))
-    try:
-        conf = root / "conf"
-        (conf / "jobs").mkdir(parents=True)
-        platform_yaml = (REPO / "conf" / "platform.yaml").read_text()
-        (conf / "platform.yaml").write_text(
-            platform_yaml.replace("${LAKESCORE_WAREHOUSE:-var/warehouse}", str(root / "warehouse"))
-            .replace("${LAKESCORE_VAR:-var}", str(root / "var"))
-            .replace("sqlite:///var/mlflow/mlflow.db", f"sqlite:///{root}/var/mlflow.db")
-            .replace("var/mlflow/artifacts", str(root / "var" / "artifacts"))
-            .replace("jars_dir: var/jars", f"jars_dir: {REPO / 'var' / 'jars'}")
-        )
-        shutil.copy(REPO / "conf" / "jobs" / "churn.yaml", conf / "jobs" / "churn.yaml")
-        platform = load_platform(conf)
-        job = load_job("churn", platform=platform)
-        train_and_register(platform, job.model.name)
+    with bench_world("lakescore-bench-") as world:
+        platform, job = world.platform, world.job
         days = [date(2026, 11, 19), date(2026, 11, 20)]
         write_feature_partitions(job, days, args.rows, row_group_rows=250_000)
         spark = get_spark_session(platform, app_name="lakescore-bench-validation")
@@ -88,8 +70,6 @@ def main() -> None:
             )
         )
         spark.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

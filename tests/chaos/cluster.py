@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import free_port, stop_groups, wait_until
+
 START_TIMEOUT_S = 180.0
 
 
@@ -25,37 +26,6 @@ def spark_home() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stop_group(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left; wait until it is empty."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            process.poll()  # reap our child, or it stays in the group as a zombie
-            if not group_alive(process.pid):
-                return
-            time.sleep(0.2)
 
 
 @dataclass
@@ -177,18 +147,18 @@ class StandaloneCluster:
             return 0
 
     def wait_alive(self, count: int, timeout: float = START_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             for daemon in [self.master, *self.worker_daemons]:
                 if daemon is not None and daemon.process.poll() is not None:
                     raise RuntimeError(
                         f"spark {daemon.name} exited ({daemon.process.returncode}): "
                         + daemon.log.read_text()[-2000:]
                     )
-            if self.alive_workers() == count:
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"{count} workers not ALIVE after {timeout}s: {self.state()}")
+            return self.alive_workers() == count
+
+        wait_until(
+            ready, timeout, f"{count} ALIVE workers", step=0.25, details=lambda: str(self.state())
+        )
 
     def worker(self, index: int) -> Daemon:
         daemon = self.worker_daemons[index]
@@ -214,7 +184,7 @@ class StandaloneCluster:
             state = self._worker_state(daemon)
             if daemon is None or state != "ALIVE":
                 if daemon is not None:
-                    _stop_group(daemon.process)
+                    stop_groups([daemon.process])
                     self.retired.append(daemon)
                 self.worker_daemons[index] = self._start_worker(index)
         self.wait_alive(self.workers)
@@ -228,14 +198,14 @@ class StandaloneCluster:
         return None
 
     def stop(self) -> list[str]:
-        """Stop every daemon (workers first); returns the names of groups that survived."""
+        """Stop every daemon (the workers together, then the master); returns the names of
+        those whose process group survived."""
         survivors = []
-        for daemon in [*self.worker_daemons, *self.retired, self.master]:
-            if daemon is None:
-                continue
-            _stop_group(daemon.process)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                daemon.process.wait(timeout=10)
-            if group_alive(daemon.pgid):
-                survivors.append(daemon.name)
+        workers = [d for d in [*self.worker_daemons, *self.retired] if d is not None]
+        for daemons in (workers, [self.master] if self.master else []):
+            left = stop_groups([d.process for d in daemons])
+            survivors += [d.name for d in daemons if d.pgid in left]
+            for daemon in daemons:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    daemon.process.wait(timeout=10)
         return survivors

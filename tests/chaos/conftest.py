@@ -5,14 +5,12 @@ separate process (the driver), the way Airflow's spark-submit does."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -21,8 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chaos.cluster import StandaloneCluster, group_alive
+from tests.chaos.cluster import StandaloneCluster
 from tests.conftest import REPO, World
+from tests.support.processes import kill_group
 
 BIG_DAY = date(2026, 11, 21)
 BIG_ROWS = int(os.environ.get("LAKESCORE_CHAOS_ROWS", "200000"))
@@ -112,28 +111,6 @@ def finish(process: subprocess.Popen[str], *, expect_ok: bool = True) -> dict[st
         assert process.returncode == 0, f"exit {process.returncode}: {log[-3000:]}"
         return json.loads(out.strip().splitlines()[-1])
     return {"returncode": process.returncode, "stderr": log}
-
-
-def kill_group(process: subprocess.Popen[Any]) -> None:
-    """SIGKILL the process and everything it started (its own session), and wait."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        process.poll()  # reap it, or it stays in its group as a zombie
-        if not group_alive(process.pid):
-            break
-        time.sleep(0.1)
-    process.wait(timeout=30)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(step)
-    raise TimeoutError(f"not within {timeout}s: {what}")
 
 
 @pytest.fixture(scope="session")

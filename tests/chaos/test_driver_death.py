@@ -15,8 +15,9 @@ import pytest
 
 from lakescore.cli import main as lakescore_cli
 from lakescore.recovery import MARKER_SUFFIX
-from tests.chaos.conftest import ChaosWorld, finish, kill_group, wait_for
+from tests.chaos.conftest import ChaosWorld, finish
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
+from tests.support.processes import kill_group, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -118,7 +119,11 @@ def test_driver_killed_between_staging_and_publish(
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("delay_s", [0.0, 0.3, 0.8])
+# 0.0 s: the data files are written but not committed (readers see the old version, the next
+# run finds uncommitted files); 0.8 s: the commit has landed (readers see the new version) or
+# the run finished. 0.3 s was dropped: it saw what 0.0 s sees (old version, 2 uncommitted
+# files) at the cost of a killed run plus a recovery run (~90-120 s on a busy 2-core machine).
+@pytest.mark.parametrize("delay_s", [0.0, 0.8])
 def test_driver_killed_during_the_delta_commit(
     chaos_world: ChaosWorld, first_publish: dict[str, Any], spark: Any, delay_s: float
 ) -> None:
@@ -130,7 +135,7 @@ def test_driver_killed_during_the_delta_commit(
     before = data_files(uri)
 
     process = chaos_world.start_score(JOB, DAY)
-    wait_for(
+    wait_until(
         lambda: (data_files(uri) - before) or process.poll() is not None,
         timeout=400,
         what="the publish to write its first data file",

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from tests.chaos.cluster import StandaloneCluster
-from tests.chaos.conftest import BIG_DAY, BIG_ROWS, ChaosWorld, finish, wait_for
+from tests.chaos.conftest import BIG_DAY, BIG_ROWS, ChaosWorld, finish
 from tests.conftest import lineage_rows
+from tests.support.processes import kill_group, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -66,20 +67,24 @@ def test_disrupted_run_publishes_the_undisturbed_partition(
 ) -> None:
     platform = chaos_world.platform
     job = chaos_world.job("chaos")
+    # Whole again after an earlier disruption (restored here rather than after each test:
+    # nothing runs on the cluster after the last one).
+    cluster.restore_workers()
+    process = chaos_world.start_score(
+        "chaos",
+        BIG_DAY,
+        LAKESCORE_SPARK_PROFILE=PROFILE,
+        LAKESCORE_SPARK_MASTER_URL=cluster.url,
+    )
     try:
-        process = chaos_world.start_score(
-            "chaos",
-            BIG_DAY,
-            LAKESCORE_SPARK_PROFILE=PROFILE,
-            LAKESCORE_SPARK_MASTER_URL=cluster.url,
-        )
-        wait_for(
+        wait_until(
             lambda: (
                 scoring_tasks_running(platform.staging_root, "chaos", BIG_DAY)
                 or process.poll() is not None
             ),
             timeout=300,
             what="the scoring stage to start",
+            step=0.05,
         )
         assert process.poll() is None, "the run ended before the scoring stage was seen"
         if disruption == "kill_worker":
@@ -90,7 +95,7 @@ def test_disrupted_run_publishes_the_undisturbed_partition(
         still_running = scoring_tasks_running(platform.staging_root, "chaos", BIG_DAY)
         result = finish(process)
     finally:
-        cluster.restore_workers()
+        kill_group(process)  # no driver outlives a failed wait or assertion (no-op after finish)
 
     assert result["status"] == "succeeded"
     assert_same_partition(published(job.output.table, BIG_DAY), baseline)

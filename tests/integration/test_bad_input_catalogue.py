@@ -44,6 +44,7 @@ from lakescore.errors import BadInputError, LakescoreError, ScoringFailure
 from lakescore.run import score_partition
 from lakescore.validation import ValidationFailed
 from tests.conftest import DAYS, ROWS_PER_DAY, World, commit_empty_partition, lineage_rows
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -449,14 +450,8 @@ def _lineage_unreadable(cat: Catalogue) -> Attempt:
     )
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _mlflow_closed_port(cat: Catalogue) -> Attempt:
-    uri = f"http://lakescore:{SECRET}@127.0.0.1:{_closed_port()}"
+    uri = f"http://lakescore:{SECRET}@127.0.0.1:{free_port()}"  # nothing listens: refused
     conf = cat.remote_conf("closed", uri, timeout_s=3, retries=0)
     return Attempt(
         "c_base",

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from lakescore.airflow_local import admin_password
+from tests.support.processes import free_ports, group_alive, signal_group, wait_until
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 240  # generous: a busy 2-core machine
@@ -37,15 +37,6 @@ class LocalAirflow:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that are free now (all held open together while chosen)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
 
 
 def get_json(url: str, token: str | None = None, timeout: float = 5) -> object:
@@ -94,16 +85,6 @@ def _deployment_processes(home: Path) -> list[psutil.Process]:
     return found
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _stop(process: subprocess.Popen, home: Path) -> list[str]:
     """SIGTERM the CLI's process group and every group holding a process of this deployment,
     SIGKILL what is left after STOP_TIMEOUT_S; returns a description of the survivors."""
@@ -113,7 +94,7 @@ def _stop(process: subprocess.Popen, home: Path) -> list[str]:
             groups.add(os.getpgid(child.pid))
 
     def left() -> list[str]:
-        alive = [f"pgid {g}" for g in sorted(groups) if _group_alive(g)]
+        alive = [f"pgid {g}" for g in sorted(groups) if group_alive(g)]
         for child in _deployment_processes(home):
             with contextlib.suppress(psutil.Error):
                 alive.append(f"pid {child.pid} {' '.join(child.cmdline())[:120]}")
@@ -121,8 +102,7 @@ def _stop(process: subprocess.Popen, home: Path) -> list[str]:
 
     for sig, timeout in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 10)):
         for pgid in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, sig)
+            signal_group(pgid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is None:  # reap our own child so it does not stay a zombie
@@ -157,15 +137,16 @@ def local_airflow(conf: Path, root: Path) -> Iterator[LocalAirflow]:
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not healthy(base_url):
+
+        def up() -> bool:
             assert process.poll() is None, (
                 f"lakescore airflow exited with {process.returncode}:\n{log.read_text()[-4000:]}"
             )
-            assert time.monotonic() < deadline, (
-                f"Airflow not healthy after {START_TIMEOUT_S}s:\n{log.read_text()[-4000:]}"
-            )
-            time.sleep(0.5)
+            return healthy(base_url)
+
+        wait_until(
+            up, START_TIMEOUT_S, "Airflow to be healthy", details=lambda: log.read_text()[-4000:]
+        )
         password = admin_password(home)
         assert password, f"no generated admin password in {home}"
         login = {"username": "admin", "password": password}
@@ -178,14 +159,16 @@ def local_airflow(conf: Path, root: Path) -> Iterator[LocalAirflow]:
 
 def wait_for_dag(airflow: LocalAirflow, dag_id: str, timeout_s: float = START_TIMEOUT_S) -> None:
     """Healthy is not parsed: wait until the DAG processor has stored ``dag_id``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def parsed() -> bool:
         try:
             get_json(f"{airflow.base_url}/api/v2/dags/{dag_id}", airflow.token)
-            return
+            return True
         except urllib.error.HTTPError as exc:
             assert exc.code == 404, exc
-            if time.monotonic() > deadline:
-                errors = get_json(f"{airflow.base_url}/api/v2/importErrors", airflow.token)
-                raise AssertionError(f"{dag_id} not parsed after {timeout_s}s: {errors}") from None
-            time.sleep(0.5)
+            return False
+
+    def import_errors() -> str:
+        return str(get_json(f"{airflow.base_url}/api/v2/importErrors", airflow.token))
+
+    wait_until(parsed, timeout_s, f"{dag_id} to be parsed", details=import_errors)
