@@ -39,7 +39,7 @@ fmt: install ## format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-install: $(VENV)/.installed var/jars/.installed ## install the locked Python env and the Spark jars
+install: $(VENV)/.installed var/jars/.installed var/jars/classes.jsa ## install the locked Python env and the Spark jars
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -61,6 +61,10 @@ var/jars/.installed: jobs/jvm/pom.xml
 	@touch $@
 
 jars: var/jars/.installed ## fetch the Spark-side JVM jars into var/jars
+
+# The driver JVM's class-data-sharing archive (faster Spark start; optional, built locally).
+var/jars/classes.jsa: var/jars/.installed $(VENV)/.installed jobs/jvm/build_class_archive.py
+	$(VENV)/bin/python jobs/jvm/build_class_archive.py $@
 
 # Debian packages the integration tests use: PostgreSQL 15 (a real Airflow metadata DB) and
 # headless Chromium (the UI test). Installed only when missing (CI runs as root).

@@ -57,9 +57,28 @@ def spark_conf(platform: PlatformConfig, profile: str | None = None) -> dict[str
         **resolved.conf,
         **REQUIRED_CONF,
     }
-    conf.update(openlineage_conf(platform, conf["spark.jars"]))
+    for key, value in openlineage_conf(platform, conf["spark.jars"]).items():
+        conf[key] = _join_java_options(conf.get(key), value) if key == _DRIVER_OPTIONS else value
+    archive = class_archive(platform)
+    if archive.exists():
+        conf[_DRIVER_OPTIONS] = _join_java_options(
+            conf.get(_DRIVER_OPTIONS), f"-XX:SharedArchiveFile={archive}"
+        )
     conf["spark.master"] = resolved.master or "local[2]"
     return conf
+
+
+_DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
+
+
+def class_archive(platform: PlatformConfig) -> Path:
+    """The driver JVM's class-data-sharing archive built by ``make install``
+    (``jobs/jvm/build_class_archive.py``): used when present, a start-up optimisation only."""
+    return Path(platform.spark.jars_dir) / "classes.jsa"
+
+
+def _join_java_options(existing: str | None, extra: str) -> str:
+    return f"{existing} {extra}" if existing and extra not in existing else existing or extra
 
 
 def openlineage_conf(platform: PlatformConfig, jars: str) -> dict[str, str]:

@@ -121,3 +121,25 @@ def test_later_overlay_wins() -> None:
 
     assert settings.resolved_profile("base+x+y").conf == {"a": "1", "b": "2", "c": "3"}
     assert settings.resolved_profile("base+y+x").conf == {"a": "1", "b": "2", "c": "2"}
+
+
+def test_the_class_archive_is_used_only_when_built_and_keeps_other_driver_options(
+    conf_dir: Path, tmp_path: Path
+) -> None:
+    from lakescore.spark import class_archive, spark_conf
+
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "delta-spark_4.2_2.13-4.4.0.jar").write_bytes(b"")
+    (jars / "openlineage-spark_2.13-1.53.0.jar").write_bytes(b"")
+    text = (conf_dir / "platform.yaml").read_text()
+    (conf_dir / "platform.yaml").write_text(text.replace("jars_dir: var/jars", f"jars_dir: {jars}"))
+    platform = load_platform(conf_dir)
+
+    before = spark_conf(platform).get("spark.driver.extraJavaOptions", "")
+    assert "SharedArchiveFile" not in before
+
+    class_archive(platform).write_bytes(b"archive")
+    options = spark_conf(platform)["spark.driver.extraJavaOptions"].split()
+    assert f"-XX:SharedArchiveFile={jars / 'classes.jsa'}" in options
+    assert set(before.split()) <= set(options)  # e.g. the openlineage --add-opens stays
