@@ -940,10 +940,17 @@ def _ensure_prediction_table(spark: SparkSession, job: ScoringJob, key_fields: l
             f"lakescore predictions of job {job.name} ({job.model.name})",
         )
     except Exception:
-        # Two first runs (different days) raced to create the table: the loser's commit of
-        # version 0 fails. The table the winner created is the same layout; publish into it.
-        if not tables.table_exists(job.output.table):
-            raise
+        # Two first runs (different days) raced to create the table: the loser fails, on its
+        # commit of version 0 or on the winner's log folder whose first commit is not written
+        # yet. The winner's table has the same layout: wait for its commit, publish into it.
+        deadline = time.monotonic() + _TABLE_CREATION_WAIT_S
+        while not tables.table_exists(job.output.table):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+_TABLE_CREATION_WAIT_S = 60.0
 
 
 class _BackgroundSession:

@@ -6,11 +6,13 @@ What Spark published is checked with delta-rs (and DuckDB), not with Spark.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from deltalake import write_deltalake
 
 from lakescore import tables
 from lakescore.errors import AuditFailure, BadInputError
@@ -353,3 +355,38 @@ def test_independent_readers_agree_with_spark(world, spark):
     )
     assert len(by_spark) == ROWS_PER_DAY
     assert by_spark == by_delta_rs == set(duck)
+
+
+def test_a_first_publish_that_meets_another_runs_table_creation_waits_for_it(world, spark):
+    """The race of two first runs: one run's log folder exists but its first commit is not
+    written yet when the other creates the table (Delta refuses a non-empty location). The
+    loser waits for the winner's commit and publishes into that table."""
+    import threading
+
+    from lakescore import layout
+    from lakescore.run import _ensure_prediction_table
+
+    world.variant_job("first_race", lambda t: t)
+    job = world.job("first_race")
+    keys = [tables.table_schema(job.features.table).field("customer_id")]
+    log = Path(job.output.table) / "_delta_log"
+    log.mkdir(parents=True)  # the winner, between creating its log folder and committing
+    (log / "in-flight.tmp").write_text("")
+    winner = threading.Timer(
+        1.5,
+        lambda: write_deltalake(
+            job.output.table,
+            layout.prediction_schema(keys, "ds").empty_table(),
+            partition_by=["ds"],
+            mode="append",
+        ),
+    )
+    winner.start()
+    try:
+        _ensure_prediction_table(spark, job, keys)
+    finally:
+        winner.join()
+    assert tables.table_version(job.output.table) == 0  # the winner's table, not another
+
+    result = score_partition(job, DAYS[0], platform=world.platform, spark=spark)
+    assert result.status == "succeeded" and result.output_version == 1
