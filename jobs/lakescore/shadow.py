@@ -163,15 +163,15 @@ def load_challengers(
 ) -> None:
     """Download and load each active challenger on the driver; a failure marks it failed
     (the champion still runs)."""
-    from lakescore.models import ProbabilityScorer
+    from lakescore.guards import check_model_loadable  # the champion's load path too
 
     for challenger in challengers:
         if not challenger.active or challenger.model is None:
             continue
         try:
             challenger.model_dir = download_model(platform, challenger.model, job=job.name)
-            challenger.scorer = ProbabilityScorer(
-                str(challenger.model_dir), challenger.model.flavor, challenger.model.positive_class
+            challenger.scorer = check_model_loadable(
+                challenger.model_dir, challenger.model, job=job.name
             )
         except Exception as exc:
             challenger.fail(f"not loaded: {exc}")
