@@ -1,8 +1,9 @@
 """Score drift: the distribution of a partition's scores, and its population stability index
 (PSI) against the previous published partition and the model's training baseline.
 
-The histogram is computed by Spark over the staged output (one aggregation), PSI in plain
-numpy. Results go to the metrics table (:func:`lakescore.layout.metrics_schema`).
+The histogram is computed by Spark as observed metrics of the scoring pass's staging write (no
+pass of its own; :func:`score_distribution` is the same aggregation over any DataFrame), PSI
+in plain Python. Results go to the metrics table (:func:`lakescore.layout.metrics_schema`).
 
 PSI = sum_i (a_i - e_i) * ln(a_i / e_i) over bin proportions (empty bins count as 1e-4).
 Common reading: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 large shift.
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from lakescore import layout
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from collections.abc import Mapping
+
+    from pyspark.sql import Column, DataFrame
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 EPSILON = 1e-4
@@ -70,37 +73,48 @@ class ScoreDistribution:
     bin_counts: list[int]
 
 
-def score_distribution(scores: DataFrame, low: float, high: float, bins: int) -> ScoreDistribution:
-    """Count, mean, std, min, max, quantiles and a fixed-bin histogram of ``score``."""
+def distribution_expressions(low: float, high: float, bins: int) -> list[Column]:
+    """Aggregates of ``score`` behind :class:`ScoreDistribution`: count, mean, std, min, max,
+    quantiles and a fixed-bin histogram. Usable in ``agg`` or as observed metrics."""
     from pyspark.sql import functions as F
 
     score = F.col(layout.SCORE)
-    edges = bin_edges(low, high, bins)
     width = (high - low) / bins
     # bucket index 0..bins-1; the top edge belongs to the last bin
     bucket = F.least(F.floor((score - F.lit(low)) / F.lit(width)).cast("int"), F.lit(bins - 1))
-    counts_expr = [F.sum((bucket == i).cast("long")).alias(f"b{i}") for i in range(bins)]
-    row = scores.agg(
-        F.count(score).alias("rows"),
-        F.avg(score).alias("mean"),
-        F.stddev_pop(score).alias("std"),
-        F.min(score).alias("min"),
-        F.max(score).alias("max"),
-        F.percentile_approx(score, list(QUANTILES), 10_000).alias("q"),
-        *counts_expr,
-    ).first()
-    assert row is not None
-    quantiles = {str(q): float(v) for q, v in zip(QUANTILES, row["q"] or [], strict=False)}
+    return [
+        F.count(score).alias("dist_rows"),
+        F.avg(score).alias("dist_mean"),
+        F.stddev_pop(score).alias("dist_std"),
+        F.min(score).alias("dist_min"),
+        F.max(score).alias("dist_max"),
+        F.percentile_approx(score, list(QUANTILES), 10_000).alias("dist_q"),
+        *[F.sum((bucket == i).cast("long")).alias(f"dist_b{i}") for i in range(bins)],
+    ]
+
+
+def distribution_from_metrics(
+    metrics: Mapping[str, Any], low: float, high: float, bins: int
+) -> ScoreDistribution:
+    """The distribution from the values of :func:`distribution_expressions`."""
+    quantiles = {str(q): float(v) for q, v in zip(QUANTILES, metrics["dist_q"] or [], strict=False)}
     return ScoreDistribution(
-        rows=int(row["rows"]),
-        mean=row["mean"],
-        std=row["std"],
-        min=row["min"],
-        max=row["max"],
+        rows=int(metrics["dist_rows"] or 0),
+        mean=metrics["dist_mean"],
+        std=metrics["dist_std"],
+        min=metrics["dist_min"],
+        max=metrics["dist_max"],
         quantiles=quantiles,
-        bin_edges=edges,
-        bin_counts=[int(row[f"b{i}"] or 0) for i in range(bins)],
+        bin_edges=bin_edges(low, high, bins),
+        bin_counts=[int(metrics[f"dist_b{i}"] or 0) for i in range(bins)],
     )
+
+
+def score_distribution(scores: DataFrame, low: float, high: float, bins: int) -> ScoreDistribution:
+    """Count, mean, std, min, max, quantiles and a fixed-bin histogram of ``score``."""
+    row = scores.agg(*distribution_expressions(low, high, bins)).first()
+    assert row is not None
+    return distribution_from_metrics(row.asDict(), low, high, bins)
 
 
 @dataclass

@@ -6,11 +6,14 @@ leaves a small marker next to its staging folder when it starts::
 
     <warehouse>/_staging/<job>/<ds>/<run_id>.attempt.json     (the marker)
     <warehouse>/_staging/<job>/<ds>/<run_id>/                 (staged Parquet, if it got there)
+    <prediction table>/<ds column>=<ds>/lakescore-<run_id>/   (or, without challengers, the
+                                                               data files to commit)
 
 and removes both once its lineage row is written. A marker whose process is gone is an
 *abandoned* attempt: the next run of the same job (and ``lakescore maintenance --job J``) turns
 it into a lineage row with ``status = abandoned`` (the last stage it reached, whether its
-publish landed) and deletes its staged files.
+publish landed) and deletes its staged files, and its data files in the table folder unless a
+table version committed them.
 
 What readers see meanwhile: staged files live under ``_staging``, never read by analysts. A
 driver killed during the Delta commit either wrote the commit's log entry (the new version is
@@ -174,8 +177,27 @@ def recover_abandoned(
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
             report.removed_staging.append(str(staged))
+        removed = _remove_uncommitted_files(job, body)
+        if removed:
+            report.removed_staging.append(removed)
         claimed.unlink(missing_ok=True)
     return report
+
+
+def _remove_uncommitted_files(job: ScoringJob, body: dict[str, Any]) -> str | None:
+    """The data files an abandoned attempt wrote into the prediction table's folder and never
+    committed (it died between its scoring pass and its commit)."""
+    from lakescore import tables
+
+    try:
+        return tables.remove_uncommitted_run_folder(
+            job.output.table,
+            job.features.partition_column,
+            date.fromisoformat(str(body["ds"])),
+            str(body["run_id"]),
+        )
+    except (KeyError, ValueError, OSError):
+        return None
 
 
 def _is_abandoned(body: dict[str, Any], marker: Path, stale_after: timedelta) -> bool:

@@ -44,14 +44,22 @@ from lakescore.models import (
     download_model,
     resolve_model_version,
 )
-from lakescore.monitoring import append_metrics, metrics_row
+from lakescore.monitoring import (
+    ScoreDistribution,
+    append_metrics,
+    distribution_expressions,
+    distribution_from_metrics,
+    metrics_row,
+)
 from lakescore.recovery import AttemptMarker, fault_point, recover_abandoned
 from lakescore.redaction import redact
 from lakescore.scoring import (
     ModelSlot,
     ValueCheck,
-    audit_scores,
+    audit_expressions,
+    audit_from_metrics,
     bad_value_counts,
+    distinct_keys,
     require_clean_audit,
     score_models,
     warm_python_workers,
@@ -248,6 +256,10 @@ def score_partition(
             else guards.explain_failure(exc, staging_dir=staging_dir, table=job.features.table)
         )
         err = as_lakescore_error(explained or exc, job=job.name, ds=day.isoformat())
+        with contextlib.suppress(Exception):  # the run's own error is the one to report
+            tables.remove_uncommitted_run_folder(
+                job.output.table, job.features.partition_column, day, run_id
+            )
         record.status = "failed"
         record.error_class = type(err).__name__
         record.error = str(err)[:4000]
@@ -384,7 +396,16 @@ def _run(
         shipped, estimator = _ship_model(spark, model_dir, model, scorer)
         shadow_scoring.ship_challengers(challengers, partial(_ship_model, spark))
 
-    source = tables.read_partition(spark, job.features.table, part_col, day, info.version)
+    # The partition as a Spark DataFrame costs a Delta snapshot load in the JVM (about a second
+    # on a fresh session); the file reader below does not need it, so it is built on demand.
+    source: DataFrame | None = None
+
+    def partition_df() -> DataFrame:
+        nonlocal source
+        if source is None:
+            source = tables.read_partition(spark, job.features.table, part_col, day, info.version)
+        return source
+
     input_rows = info.rows
     rejects = None
     if job.validation.enabled:
@@ -396,14 +417,14 @@ def _run(
                 day,
                 run_id,
                 info,
-                source,
+                partition_df(),
                 platform,
                 record,
                 progress,
                 already_validated=request.validated,
             )
     if request.validate_only:
-        source.unpersist()
+        partition_df().unpersist()
         return RunResult(
             job=job.name,
             ds=day,
@@ -420,6 +441,19 @@ def _run(
         )
 
     guards.prepare_staging(staging_dir, job=job.name)
+    schema = tables.table_schema(job.features.table, info.version)
+    key_fields = [schema.field(k) for k in keys]
+    # Without challengers the scoring pass writes the files that will be published, in their
+    # final layout, into the prediction table's folder; nothing refers to them until the
+    # commit after the audit. With challengers, or before the table's first publish, it
+    # stages every model's scores privately and the publish rewrites the champion's.
+    data_dir = None
+    if not challengers and tables.commits_with_delta_rs(job.output.table):
+        # A retry of this run: files an earlier attempt left uncommitted are removed; files
+        # it committed stay (the publish below then finds that commit and does nothing).
+        tables.remove_uncommitted_run_folder(job.output.table, part_col, day, run_id)
+        folder = tables.run_folder(job.output.table, part_col, day, run_id)
+        data_dir = None if os.path.exists(folder) else folder
     # Infinite (and, unless allowed, NaN) feature values are found by the scoring pass itself
     # and refused after it, with null and duplicate keys, from the audit of the staged output.
     check = ValueCheck(tuple(features), allow_nan=job.features.allow_nan)
@@ -438,7 +472,7 @@ def _run(
         record.details["score_reader"] = "spark" if scored is None else "files"
         if scored is None:
             _split_for_parallelism(spark, info.size_bytes)
-            scored = score_models(source, slots, keys, check)
+            scored = score_models(partition_df(), slots, keys, check)
         out = with_prediction_columns(
             scored,
             model=model,
@@ -449,8 +483,30 @@ def _run(
             key_columns=keys,
             extra_columns=[*(slot.score_column for slot in slots[1:]), layout.BAD_VALUES],
         )
+        # The audit's and the drift histogram's aggregates ride on the write as observed
+        # metrics: no pass of their own over the scored rows.
+        from pyspark.sql import Observation
+
+        observation = Observation(f"lakescore_audit_{uuid.uuid4().hex}")
+        written = out.observe(
+            observation,
+            *audit_expressions(
+                keys,
+                score_min=job.audit.score_min,
+                score_max=job.audit.score_max,
+                checked=True,
+            ),
+            *distribution_expressions(
+                job.audit.score_min, job.audit.score_max, job.monitoring.bins
+            ),
+        )
+        if data_dir is not None:
+            written = written.select(
+                *(c for c in layout.prediction_columns(keys, part_col) if c != part_col)
+            )
         with _watch_tasks(spark, run_id, progress):
-            out.write.mode("errorifexists").parquet(str(staging_dir))
+            written.write.mode("errorifexists").parquet(data_dir or str(staging_dir))
+        observed = observation.get
         record.executor_seconds, record.failed_tasks = _task_metrics(spark, run_id)
         record.details["source_scan"] = shadow_scoring.source_scan(
             spark, run_id, job.features.table
@@ -459,15 +515,12 @@ def _run(
     fault_point("after_staging")
 
     with stages("audit"):
-        staged = spark.read.parquet(str(staging_dir))
-        expected = input_rows if input_rows is not None else source.count()
+        staged = spark.read.parquet(data_dir or str(staging_dir))
+        expected = input_rows if input_rows is not None else partition_df().count()
         record.input_rows = info.rows if info.rows is not None else expected
-        audit = audit_scores(
-            staged,
-            expected_rows=expected,
-            key_columns=keys,
-            score_min=job.audit.score_min,
-            score_max=job.audit.score_max,
+        # Distinct keys need a pass of their own; it reads the staged key columns only.
+        audit = audit_from_metrics(
+            observed, expected_rows=expected, distinct_keys=distinct_keys(staged, keys)
         )
         record.details["audit"] = {
             "rows": audit.rows,
@@ -477,7 +530,8 @@ def _run(
         }
         guards.refuse_bad_input(
             audit,
-            lambda: bad_value_counts(staged),
+            # failure path only; the published files do not keep the flags: score again
+            lambda: bad_value_counts(staged if layout.BAD_VALUES in staged.columns else out),
             keys=keys,
             features=features,
             # Validation (policy fail/quarantine) already refused null and duplicate keys.
@@ -492,7 +546,15 @@ def _run(
         )
 
     with stages("drift"):
-        drift = _assess_drift(staged, job, model, day, platform)
+        drift = _assess_drift(
+            distribution_from_metrics(
+                observed, job.audit.score_min, job.audit.score_max, job.monitoring.bins
+            ),
+            job,
+            model,
+            day,
+            platform,
+        )
         record.drift_status = drift.status
         record.psi_previous = drift.psi_previous
         record.psi_baseline = drift.psi_baseline
@@ -524,26 +586,36 @@ def _run(
     _record_executor_losses(spark, record)
     fault_point("before_publish")
     with stages("publish", job.output.table):
-        schema = tables.table_schema(job.features.table, info.version)
-        key_fields = [schema.field(k) for k in keys]
-        _ensure_prediction_table(spark, job, key_fields)
-        version = tables.replace_partition(
-            staged.select(*layout.prediction_columns(keys, part_col)),
-            job.output.table,
-            part_col,
-            day,
-            tables.CommitInfo(
-                run_id=run_id,
-                job=job.name,
-                ds=day,
-                model_name=model.name,
-                model_version=model.version,
-                input_table=job.features.table,
-                input_version=info.version,
-                rows=audit.rows,
-            ),
-            txn_version,
+        commit = tables.CommitInfo(
+            run_id=run_id,
+            job=job.name,
+            ds=day,
+            model_name=model.name,
+            model_version=model.version,
+            input_table=job.features.table,
+            input_version=info.version,
+            rows=audit.rows,
         )
+        _ensure_prediction_table(spark, job, key_fields)
+        if data_dir is not None:
+            version = tables.commit_partition_files(
+                job.output.table,
+                part_col,
+                day,
+                data_dir,
+                commit,
+                txn_version,
+                expected_rows=audit.rows,
+            )
+        else:
+            version = tables.replace_partition(
+                staged.select(*layout.prediction_columns(keys, part_col)),
+                job.output.table,
+                part_col,
+                day,
+                commit,
+                txn_version,
+            )
         record.output_version = version
         record.output_rows = audit.rows
         progress.stage("publish", f"{job.output.table} version {version}")
@@ -568,7 +640,8 @@ def _run(
                 progress,
             )
     fault_point("after_publish")
-    source.unpersist()
+    if source is not None:
+        source.unpersist()
 
     return RunResult(
         job=job.name,
@@ -858,19 +931,15 @@ def _earlier_validation(
 
 
 def _assess_drift(
-    staged: DataFrame, job: ScoringJob, model: ResolvedModel, day: date, platform: PlatformConfig
+    distribution: ScoreDistribution,
+    job: ScoringJob,
+    model: ResolvedModel,
+    day: date,
+    platform: PlatformConfig,
 ) -> Any:
     from lakescore.models import BASELINE_ARTIFACT
-    from lakescore.monitoring import (
-        assess_drift,
-        load_baseline,
-        previous_published,
-        score_distribution,
-    )
+    from lakescore.monitoring import assess_drift, load_baseline, previous_published
 
-    distribution = score_distribution(
-        staged, job.audit.score_min, job.audit.score_max, job.monitoring.bins
-    )
     artifact = model.tags.get("lakescore.baseline", BASELINE_ARTIFACT)
     return assess_drift(
         distribution,
@@ -954,8 +1023,8 @@ _TABLE_CREATION_WAIT_S = 60.0
 
 
 class _BackgroundSession:
-    """Builds the Spark session in a thread, then warms the Python workers and the output
-    table's Delta snapshot: the JVM launch and those first-use costs (seconds) overlap the
+    """Builds the Spark session in a thread, then warms the Python workers (and the output
+    table's Delta snapshot when delta-spark will publish): the JVM launch and those first-use costs (seconds) overlap the
     driver's model download and load. Started only after the cheap checks and the model
     resolution passed, so bad input of those kinds never starts a JVM."""
 
@@ -981,7 +1050,10 @@ class _BackgroundSession:
         with contextlib.suppress(Exception):
             warm_python_workers(self._session)
         with contextlib.suppress(Exception):
-            tables.warm_delta_snapshots(self._session, [job.output.table])
+            if tables.table_exists(job.output.table) and not tables.commits_with_delta_rs(
+                job.output.table
+            ):  # only delta-spark's publish path reads the table's snapshot in the JVM
+                tables.warm_delta_snapshots(self._session, [job.output.table])
 
     def settle(self) -> None:
         self._thread.join()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -23,7 +23,7 @@ from lakescore.errors import AuditFailure
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructField, StructType
 
     from lakescore.models import ProbabilityScorer, ResolvedModel
@@ -380,6 +380,60 @@ class AuditResult:
         return found
 
 
+def audit_expressions(
+    key_columns: list[str], *, score_min: float, score_max: float, checked: bool
+) -> list[Column]:
+    """The audit's aggregates over the scored rows, except the distinct-key count (which
+    needs its own pass): usable in ``agg`` or as observed metrics of the staging write."""
+    from pyspark.sql import functions as F
+
+    score = F.col(layout.SCORE)
+    bad = score.isNull() | F.isnan(score) | (F.abs(score) == F.lit(math.inf))
+    any_null_key = F.lit(False)
+    for key in key_columns:
+        any_null_key = any_null_key | F.col(key).isNull()
+    return [
+        F.count(F.col(layout.BAD_VALUES) if checked else F.lit(None)).alias("audit_bad_values"),
+        F.count(F.lit(1)).alias("audit_rows"),
+        F.sum(any_null_key.cast("long")).alias("audit_null_keys"),
+        F.sum(bad.cast("long")).alias("audit_non_finite"),
+        F.sum((~bad & ((score < score_min) | (score > score_max))).cast("long")).alias("audit_oor"),
+        F.min(F.when(~bad, score)).alias("audit_smin"),
+        F.max(F.when(~bad, score)).alias("audit_smax"),
+        F.avg(F.when(~bad, score)).alias("audit_smean"),
+    ]
+
+
+def audit_from_metrics(
+    metrics: Mapping[str, Any], *, expected_rows: int, distinct_keys: int
+) -> AuditResult:
+    """The audit result from the values of :func:`audit_expressions` and the distinct
+    non-null key count."""
+    rows = int(metrics["audit_rows"] or 0)
+    null_keys = int(metrics["audit_null_keys"] or 0)
+    return AuditResult(
+        rows=rows,
+        expected_rows=expected_rows,
+        null_keys=null_keys,
+        duplicate_keys=rows - null_keys - distinct_keys,
+        non_finite_scores=int(metrics["audit_non_finite"] or 0),
+        out_of_range_scores=int(metrics["audit_oor"] or 0),
+        score_min=metrics["audit_smin"],
+        score_max=metrics["audit_smax"],
+        score_mean=metrics["audit_smean"],
+        bad_value_rows=int(metrics["audit_bad_values"] or 0),
+    )
+
+
+def distinct_keys(staged: DataFrame, key_columns: list[str]) -> int:
+    """Distinct non-null entity keys of the staged rows (reads the key columns only)."""
+    from pyspark.sql import functions as F
+
+    row = staged.agg(F.count_distinct(*[F.col(k) for k in key_columns]).alias("n")).first()
+    assert row is not None
+    return int(row["n"] or 0)
+
+
 def audit_scores(
     staged: DataFrame,
     *,
@@ -391,37 +445,16 @@ def audit_scores(
     """One aggregation over the staged output: counts, key nulls/duplicates, score range."""
     from pyspark.sql import functions as F
 
-    score = F.col(layout.SCORE)
-    bad = score.isNull() | F.isnan(score) | (F.abs(score) == F.lit(math.inf))
-    any_null_key = F.lit(False)
-    for key in key_columns:
-        any_null_key = any_null_key | F.col(key).isNull()
     checked = layout.BAD_VALUES in staged.columns
+    exprs = audit_expressions(
+        key_columns, score_min=score_min, score_max=score_max, checked=checked
+    )
     row = staged.agg(
-        F.count(F.col(layout.BAD_VALUES) if checked else F.lit(None)).alias("bad_values"),
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(any_null_key.cast("long")).alias("null_keys"),
-        F.count_distinct(*[F.col(k) for k in key_columns]).alias("distinct_keys"),
-        F.sum(bad.cast("long")).alias("non_finite"),
-        F.sum((~bad & ((score < score_min) | (score > score_max))).cast("long")).alias("oor"),
-        F.min(F.when(~bad, score)).alias("smin"),
-        F.max(F.when(~bad, score)).alias("smax"),
-        F.avg(F.when(~bad, score)).alias("smean"),
+        *exprs, F.count_distinct(*[F.col(k) for k in key_columns]).alias("distinct_keys")
     ).first()
     assert row is not None
-    rows = int(row["rows"])
-    null_keys = int(row["null_keys"] or 0)
-    return AuditResult(
-        rows=rows,
-        expected_rows=expected_rows,
-        null_keys=null_keys,
-        duplicate_keys=rows - null_keys - int(row["distinct_keys"] or 0),
-        non_finite_scores=int(row["non_finite"] or 0),
-        out_of_range_scores=int(row["oor"] or 0),
-        score_min=row["smin"],
-        score_max=row["smax"],
-        score_mean=row["smean"],
-        bad_value_rows=int(row["bad_values"] or 0),
+    return audit_from_metrics(
+        row.asDict(), expected_rows=expected_rows, distinct_keys=int(row["distinct_keys"] or 0)
     )
 
 

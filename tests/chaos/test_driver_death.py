@@ -51,7 +51,8 @@ def spark_view(spark: Any, uri: str, day: date) -> tuple[int, set[str]]:
 
 
 def data_files(uri: str) -> set[str]:
-    return {str(p.relative_to(uri)) for p in Path(uri).glob("ds=*/*.parquet")}
+    """Every Parquet file in the table's partition folders (a run writes its own subfolder)."""
+    return {str(p.relative_to(uri)) for p in Path(uri).glob("ds=*/**/*.parquet")}
 
 
 def referenced_files(uri: str) -> set[str]:
@@ -99,11 +100,14 @@ def test_driver_killed_between_staging_and_publish(
     assert outcome["returncode"] != 0
     assert partition_state(uri, DAY) == old
     assert spark_view(spark, uri, DAY) == (ROWS_PER_DAY, old["run_ids"])
-    # the killed attempt left its marker and staged files (private to _staging) ...
+    # the killed attempt left its marker and its scored files: in the table's folder, in no
+    # Delta version (readers above saw the old partition) ...
     markers = list((Path(chaos_world.platform.staging_root) / JOB).glob(f"*/*{MARKER_SUFFIX}"))
     assert len(markers) == 1
     killed_run = markers[0].name.removesuffix(MARKER_SUFFIX)
-    assert list(markers[0].parent.joinpath(killed_run).glob("part-*.parquet"))
+    run_folder = Path(uri) / f"ds={DAY.isoformat()}" / f"lakescore-{killed_run}"
+    written = {str(p.relative_to(uri)) for p in run_folder.glob("part-*.parquet")}
+    assert written and not written & referenced_files(uri)
     assert not lineage_rows(chaos_world.world, run_id=killed_run)
 
     # ... which `lakescore maintenance` turns into an `abandoned` lineage row, then deletes
@@ -115,6 +119,7 @@ def test_driver_killed_between_staging_and_publish(
     assert "nothing of it was published" in rows[0]["error"]
     assert rows[0]["output_version"] is None
     assert leftovers(chaos_world) == []
+    assert not run_folder.exists()
     assert partition_state(uri, DAY) == old
 
 
@@ -127,9 +132,9 @@ def test_driver_killed_between_staging_and_publish(
 def test_driver_killed_during_the_delta_commit(
     chaos_world: ChaosWorld, first_publish: dict[str, Any], spark: Any, delay_s: float
 ) -> None:
-    """Kill the driver's whole process group ``delay_s`` after the publish's first data file
-    appears in the table folder (before or after its log entry: the invariant must hold
-    whatever the exact instant)."""
+    """Kill the driver's whole process group ``delay_s`` after the run's first data file
+    appears in the table folder (written by the scoring pass, committed by the publish after
+    the audit: before or after its log entry, the invariant must hold whatever the instant)."""
     uri = chaos_world.job(JOB).output.table
     old = partition_state(uri, DAY)
     before = data_files(uri)
@@ -138,7 +143,7 @@ def test_driver_killed_during_the_delta_commit(
     wait_until(
         lambda: (data_files(uri) - before) or process.poll() is not None,
         timeout=400,
-        what="the publish to write its first data file",
+        what="the run to write its first data file",
         step=0.01,
     )
     time.sleep(delay_s)

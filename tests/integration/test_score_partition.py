@@ -71,7 +71,9 @@ def test_happy_path_publishes_one_row_per_entity_with_model_and_lineage(world, s
     assert meta["lakescore_run_id"] == result.run_id
     assert meta["model_version"] == world.model_v1
     assert meta["input_version"] == lineage["input_version"]
-    assert commit["operationParameters"]["predicate"] == "`ds` = DATE '2026-11-18'"
+    # one overwrite of that partition only, named in the commit metadata
+    assert commit["operationParameters"]["mode"] == "Overwrite"
+    assert meta["replaced"] == "`ds` = DATE '2026-11-18'" and meta["ds"] == "2026-11-18"
 
 
 def test_score_is_probability_of_the_configured_positive_class(world, spark):
