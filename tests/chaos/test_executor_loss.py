@@ -38,10 +38,13 @@ def assert_same_partition(got: dict[str, list[Any]], want: dict[str, list[Any]])
     assert len(set(got["run_id"])) == 1, "rows of more than one run"
 
 
-def scoring_tasks_running(staging_root: str, job: str, day: date) -> bool:
-    """A task of the staging write (read -> score -> Parquet, one stage) has begun writing."""
-    folder = Path(staging_root) / job / day.isoformat()
-    return any(folder.glob("*/_temporary/0/_temporary/*/part-*"))
+def scoring_tasks_running(staging_root: str, table: str, job: str, day: date) -> bool:
+    """A task of the scoring write (read -> score -> Parquet, one stage) has begun writing:
+    into the run's folder in the prediction table, or into the private staging folder."""
+    task_files = "*/_temporary/0/_temporary/*/part-*"
+    return any((Path(table) / f"ds={day.isoformat()}").glob(task_files)) or any(
+        (Path(staging_root) / job / day.isoformat()).glob(task_files)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def test_disrupted_run_publishes_the_undisturbed_partition(
     try:
         wait_until(
             lambda: (
-                scoring_tasks_running(platform.staging_root, "chaos", BIG_DAY)
+                scoring_tasks_running(platform.staging_root, job.output.table, "chaos", BIG_DAY)
                 or process.poll() is not None
             ),
             timeout=300,
@@ -92,7 +95,9 @@ def test_disrupted_run_publishes_the_undisturbed_partition(
             assert len(killed) >= 2, f"expected the worker and its executor, got {killed}"
         else:
             cluster.decommission_worker(0)
-        still_running = scoring_tasks_running(platform.staging_root, "chaos", BIG_DAY)
+        still_running = scoring_tasks_running(
+            platform.staging_root, job.output.table, "chaos", BIG_DAY
+        )
         result = finish(process)
     finally:
         kill_group(process)  # no driver outlives a failed wait or assertion (no-op after finish)
