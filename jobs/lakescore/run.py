@@ -1,7 +1,9 @@
 """One scoring run of job J for partition ds: check, resolve, score, stage, audit, publish, record.
 
-Write-audit-publish: scores go to a private staging folder first; only an audit that passes
-lets them into the prediction table, in one atomic Delta commit that replaces partition ds.
+Write-audit-publish: scores are written where no reader sees them first (files in the
+prediction table's folder that no Delta version refers to, or, with challengers, a private
+staging folder); only an audit that passes lets them into the prediction table, in one atomic
+Delta commit that replaces partition ds.
 Any failure leaves the prediction table exactly as it was, and every attempt (success or
 failure) leaves one lineage row.
 
