@@ -73,9 +73,13 @@ class ScoreDistribution:
     bin_counts: list[int]
 
 
-def distribution_expressions(low: float, high: float, bins: int) -> list[Column]:
+def distribution_expressions(
+    low: float, high: float, bins: int, *, quantiles: bool = True
+) -> list[Column]:
     """Aggregates of ``score`` behind :class:`ScoreDistribution`: count, mean, std, min, max,
-    quantiles and a fixed-bin histogram. Usable in ``agg`` or as observed metrics."""
+    quantiles and a fixed-bin histogram. Usable in ``agg`` or as observed metrics; without
+    ``quantiles`` (``percentile_approx`` costs more per row than all the rest together) the
+    caller supplies ``dist_q`` itself."""
     from pyspark.sql import functions as F
 
     score = F.col(layout.SCORE)
@@ -88,7 +92,11 @@ def distribution_expressions(low: float, high: float, bins: int) -> list[Column]
         F.stddev_pop(score).alias("dist_std"),
         F.min(score).alias("dist_min"),
         F.max(score).alias("dist_max"),
-        F.percentile_approx(score, list(QUANTILES), 10_000).alias("dist_q"),
+        *(
+            [F.percentile_approx(score, list(QUANTILES), 10_000).alias("dist_q")]
+            if quantiles
+            else []
+        ),
         *[F.sum((bucket == i).cast("long")).alias(f"dist_b{i}") for i in range(bins)],
     ]
 

@@ -61,11 +61,11 @@ from lakescore.scoring import (
     audit_expressions,
     audit_from_metrics,
     bad_value_counts,
-    distinct_keys,
     require_clean_audit,
     score_models,
     warm_python_workers,
     with_prediction_columns,
+    written_stats,
 )
 
 if TYPE_CHECKING:
@@ -456,6 +456,7 @@ def _run(
         tables.remove_uncommitted_run_folder(job.output.table, part_col, day, run_id)
         folder = tables.run_folder(job.output.table, part_col, day, run_id)
         data_dir = None if os.path.exists(folder) else folder
+    record.details["publish_path"] = "commit" if data_dir is not None else "staging"
     # Infinite (and, unless allowed, NaN) feature values are found by the scoring pass itself
     # and refused after it, with null and duplicate keys, from the audit of the staged output.
     check = ValueCheck(tuple(features), allow_nan=job.features.allow_nan)
@@ -490,7 +491,7 @@ def _run(
         from pyspark.sql import Observation
 
         observation = Observation(f"lakescore_audit_{uuid.uuid4().hex}")
-        written = out.observe(
+        to_write = out.observe(
             observation,
             *audit_expressions(
                 keys,
@@ -499,15 +500,15 @@ def _run(
                 checked=True,
             ),
             *distribution_expressions(
-                job.audit.score_min, job.audit.score_max, job.monitoring.bins
+                job.audit.score_min, job.audit.score_max, job.monitoring.bins, quantiles=False
             ),
         )
         if data_dir is not None:
-            written = written.select(
+            to_write = to_write.select(
                 *(c for c in layout.prediction_columns(keys, part_col) if c != part_col)
             )
         with _watch_tasks(spark, run_id, progress):
-            written.write.mode("errorifexists").parquet(data_dir or str(staging_dir))
+            to_write.write.mode("errorifexists").parquet(data_dir or str(staging_dir))
         observed = observation.get
         record.executor_seconds, record.failed_tasks = _task_metrics(spark, run_id)
         record.details["source_scan"] = shadow_scoring.source_scan(
@@ -517,12 +518,17 @@ def _run(
     fault_point("after_staging")
 
     with stages("audit"):
-        staged = spark.read.parquet(data_dir or str(staging_dir))
+        written_to = data_dir or str(staging_dir)
+        # The staging path reads its files back (challengers, publish rewrite); the commit
+        # path needs no Spark DataFrame of them.
+        staged = spark.read.parquet(written_to) if data_dir is None else None
         expected = input_rows if input_rows is not None else partition_df().count()
         record.input_rows = info.rows if info.rows is not None else expected
-        # Distinct keys need a pass of their own; it reads the staged key columns only.
+        # Distinct keys and score quantiles: one more read, of the key and score columns only.
+        written = written_stats(written_to, keys, lambda: staged or spark.read.parquet(written_to))
+        observed = {**observed, "dist_q": written.quantiles}
         audit = audit_from_metrics(
-            observed, expected_rows=expected, distinct_keys=distinct_keys(staged, keys)
+            observed, expected_rows=expected, distinct_keys=written.distinct_keys
         )
         record.details["audit"] = {
             "rows": audit.rows,
@@ -533,7 +539,7 @@ def _run(
         guards.refuse_bad_input(
             audit,
             # failure path only; the published files do not keep the flags: score again
-            lambda: bad_value_counts(staged if layout.BAD_VALUES in staged.columns else out),
+            lambda: bad_value_counts(staged if staged is not None else out),
             keys=keys,
             features=features,
             # Validation (policy fail/quarantine) already refused null and duplicate keys.
@@ -577,6 +583,7 @@ def _run(
                 ds=day.isoformat(),
             )
         if challengers:
+            assert staged is not None  # challengers always take the staging path
             _compare_challengers(staged, challengers, job, drift, progress)
         progress.stage(
             "drift",
@@ -610,6 +617,7 @@ def _run(
                 expected_rows=audit.rows,
             )
         else:
+            assert staged is not None
             version = tables.replace_partition(
                 staged.select(*layout.prediction_columns(keys, part_col)),
                 job.output.table,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -425,37 +425,56 @@ def audit_from_metrics(
     )
 
 
-def distinct_keys(staged: DataFrame, key_columns: list[str]) -> int:
-    """Distinct non-null entity keys of the staged rows (reads the key columns only)."""
+@dataclass(frozen=True)
+class WrittenStats:
+    """What the observed metrics of the scoring write cannot give: distinct non-null keys
+    (an exact distinct count needs all keys at once) and the score quantiles."""
+
+    distinct_keys: int
+    quantiles: list[float]
+
+
+def written_stats(
+    folder: str, key_columns: list[str], staged: Callable[[], DataFrame]
+) -> WrittenStats:
+    """:class:`WrittenStats` of the scores written to ``folder`` (``staged()`` reads it).
+
+    DuckDB reads the folder's Parquet files directly when they are local: no Spark job (a
+    distinct count is a shuffle), about 0.3 s for 2M rows against 1-2 s in the JVM. Other
+    folders go through one Spark aggregation over the key and score columns."""
+    from lakescore.monitoring import QUANTILES
+
+    if "://" not in folder.removeprefix("file://"):
+        import glob
+
+        import duckdb
+
+        files = sorted(glob.glob(f"{glob.escape(folder.removeprefix('file://'))}/*.parquet"))
+        if not files:
+            return WrittenStats(0, [])
+        keys = ", ".join(f'"{k}"' for k in key_columns)
+        not_null = " AND ".join(f'"{k}" IS NOT NULL' for k in key_columns)
+        with duckdb.connect() as con:
+            row = con.execute(
+                f"SELECT count(DISTINCT ({keys})) FILTER (WHERE {not_null}), "
+                f'quantile_disc("{layout.SCORE}", ?) FROM read_parquet(?)',
+                [list(QUANTILES), files],
+            ).fetchone()
+        assert row is not None
+        return WrittenStats(int(row[0] or 0), [float(q) for q in row[1] or []])
+
     from pyspark.sql import functions as F
 
-    row = staged.agg(F.count_distinct(*[F.col(k) for k in key_columns]).alias("n")).first()
-    assert row is not None
-    return int(row["n"] or 0)
-
-
-def audit_scores(
-    staged: DataFrame,
-    *,
-    expected_rows: int,
-    key_columns: list[str],
-    score_min: float,
-    score_max: float,
-) -> AuditResult:
-    """One aggregation over the staged output: counts, key nulls/duplicates, score range."""
-    from pyspark.sql import functions as F
-
-    checked = layout.BAD_VALUES in staged.columns
-    exprs = audit_expressions(
-        key_columns, score_min=score_min, score_max=score_max, checked=checked
+    row = (
+        staged()
+        .agg(
+            F.count_distinct(*[F.col(k) for k in key_columns]).alias("n"),
+            F.percentile_approx(F.col(layout.SCORE), list(QUANTILES), 10_000).alias("q"),
+        )
+        .first()
     )
-    row = staged.agg(
-        *exprs, F.count_distinct(*[F.col(k) for k in key_columns]).alias("distinct_keys")
-    ).first()
     assert row is not None
-    return audit_from_metrics(
-        row.asDict(), expected_rows=expected_rows, distinct_keys=int(row["distinct_keys"] or 0)
-    )
+    return WrittenStats(int(row["n"] or 0), [float(q) for q in row["q"] or []])
 
 
 def bad_value_counts(staged: DataFrame) -> dict[str, int]:

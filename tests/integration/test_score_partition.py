@@ -5,6 +5,7 @@ What Spark published is checked with delta-rs (and DuckDB), not with Spark.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -392,3 +393,48 @@ def test_a_first_publish_that_meets_another_runs_table_creation_waits_for_it(wor
 
     result = score_partition(job, DAYS[0], platform=world.platform, spark=spark)
     assert result.status == "succeeded" and result.output_version == 1
+
+
+def _spoil_later_days(table: pa.Table) -> pa.Table:
+    """Day 2: monthly_charges = +inf in 3 rows; day 3: customer_id 1 five times."""
+    charges = table["monthly_charges"].to_pylist()
+    keys = table["customer_id"].to_pylist()
+    seen = {DAYS[1]: 0, DAYS[2]: 0}
+    for i, day in enumerate(table["ds"].to_pylist()):
+        if day in seen:
+            if day == DAYS[1] and seen[day] < 3:
+                charges[i] = float("inf")
+            if day == DAYS[2] and seen[day] < 5:
+                keys[i] = 1
+            seen[day] += 1
+    table = table.set_column(
+        table.schema.get_field_index("monthly_charges"),
+        "monthly_charges",
+        pa.array(charges, table.schema.field("monthly_charges").type),
+    )
+    return table.set_column(
+        table.schema.get_field_index("customer_id"),
+        "customer_id",
+        pa.array(keys, table.schema.field("customer_id").type),
+    )
+
+
+def test_refusals_after_the_first_publish_name_the_problem_and_leave_no_files(world, spark):
+    """Once the table exists the scoring pass writes into the table's folder (the commit
+    path): a refused partition still names column and count, publishes nothing and leaves
+    no run folder behind."""
+    world.variant_job("direct_refusals", _spoil_later_days, "validation: {enabled: false}\n")
+    job = world.job("direct_refusals")
+    score_partition(job, DAYS[0], platform=world.platform, spark=spark)
+    before = tables.table_version(job.output.table)
+    folders_before = sorted(Path(job.output.table).glob("ds=*/lakescore-*"))
+
+    with pytest.raises(BadInputError, match="column 'monthly_charges' has 3 infinite values"):
+        score_partition(job, DAYS[1], platform=world.platform, spark=spark)
+    with pytest.raises(BadInputError, match="has 4 duplicate entity keys"):
+        score_partition(job, DAYS[2], platform=world.platform, spark=spark)
+
+    assert tables.table_version(job.output.table) == before
+    assert sorted(Path(job.output.table).glob("ds=*/lakescore-*")) == folders_before
+    failed = [r for r in lineage_rows(world, job="direct_refusals") if r["status"] == "failed"]
+    assert [json.loads(r["details"])["publish_path"] for r in failed] == ["commit", "commit"]
