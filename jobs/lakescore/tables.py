@@ -657,6 +657,11 @@ def commit_partition_files(
             job=commit.job,
             ds=ds.isoformat(),
         ) from last_error
+    return _committed_version(uri, commit, ds)
+
+
+def _committed_version(uri: str, commit: CommitInfo, ds: date) -> int:
+    """The table version of the commit a publish just made (found by its run id)."""
     version = find_commit(uri, commit.run_id)
     if version is None:
         raise ScoringFailure(
@@ -698,15 +703,7 @@ def _replace_with_spark(
                 ds=ds.isoformat(),
             ) from exc
         raise
-    version = find_commit(uri, commit.run_id)
-    if version is None:
-        raise ScoringFailure(
-            "publish finished but its commit is not in the table history",
-            job=commit.job,
-            ds=ds.isoformat(),
-            file=uri,
-        )
-    return version
+    return _committed_version(uri, commit, ds)
 
 
 _DELTA_CONFLICT = re.compile(
