@@ -488,9 +488,16 @@ def child_score_stage(
     pyarrow-in-the-task reader of :mod:`lakescore.file_scoring`."""
     from datetime import date as _date
 
+    import pyarrow as pa
+
     from lakescore import tables
     from lakescore.config import load_job
-    from lakescore.file_scoring import plan_partition_read, score_partition_files
+    from lakescore.file_scoring import (
+        FileOutput,
+        plan_partition_read,
+        score_partition_files,
+        write_partition_files,
+    )
     from lakescore.models import resolve_model_version
     from lakescore.run import _split_for_parallelism
     from lakescore.scoring import ModelSlot, score_features
@@ -537,12 +544,41 @@ def child_score_stage(
         scored.write.mode("overwrite").parquet(str(out / "files"))
         return time.perf_counter() - t
 
-    spark_reader(warmup_rows)
-    file_reader(warmup_rows)
-    times: dict[str, list[float]] = {"spark_reader": [], "file_reader": []}
+    def python_writer(n: int) -> float:
+        """What run.py does on its commit path: the tasks read, score and write the files."""
+        t = time.perf_counter()
+        plan = plan_partition_read(
+            world["feature_table"],
+            PART,
+            _date.fromisoformat(world["days"][str(n)]["ds"]),
+            version,
+            [KEY],
+            features,
+            min_tasks=2 * spark.sparkContext.defaultParallelism,
+        )
+        assert plan is not None
+        slot = ModelSlot.of(resolved, model_dir, features)
+        folder = out / f"python-{n}-{time.monotonic_ns()}"
+        output = FileOutput(
+            folder=str(folder),
+            schema=pa.schema([pa.field(KEY, plan.key_types[KEY]), pa.field("score", pa.float64())]),
+        )
+        write_partition_files(spark, plan, [slot], [KEY], [output])
+        seconds = time.perf_counter() - t
+        shutil.rmtree(folder, ignore_errors=True)
+        return seconds
+
+    paths = {
+        "spark_reader": spark_reader,
+        "file_reader": file_reader,
+        "python_writer": python_writer,
+    }
+    for path in paths.values():
+        path(warmup_rows)
+    times: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(reps):
-        times["spark_reader"].append(spark_reader(rows))
-        times["file_reader"].append(file_reader(rows))
+        for name, path in paths.items():
+            times[name].append(path(rows))
     spark.stop()
     shutil.rmtree(out, ignore_errors=True)
     return times

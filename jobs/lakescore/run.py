@@ -38,6 +38,14 @@ from lakescore.errors import (
     as_lakescore_error,
 )
 from lakescore.executors import executor_losses
+from lakescore.file_scoring import (
+    FileOutput,
+    PartitionRead,
+    WrittenFiles,
+    plan_partition_read,
+    score_partition_files,
+    write_partition_files,
+)
 from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 from lakescore.models import (
     ProbabilityScorer,
@@ -466,50 +474,82 @@ def _run(
             model, str(model_dir), features, shipped_name=shipped, estimator=estimator
         )
         slots = [champion_slot, *shadow_scoring.slots(challengers)]
-        scored = None
         # Reading the log's files with pyarrow inside the Python tasks skips Spark's JVM ->
         # Arrow path (2-5x faster score stage in bench/scoring.py). Only when the partition is
         # not already cached for validation/quarantine and the files are local to the workers.
+        plan = None
         if rejects is None and (not job.validation.enabled or request.validated):
-            scored = _score_by_files(spark, job, day, info, slots, keys, check)
-        record.details["score_reader"] = "spark" if scored is None else "files"
-        if scored is None:
-            _split_for_parallelism(spark, info.size_bytes)
-            scored = score_models(partition_df(), slots, keys, check)
-        out = with_prediction_columns(
-            scored,
-            model=model,
-            run_id=run_id,
-            scored_at=scored_at,
-            partition_column=part_col,
-            ds=day,
-            key_columns=keys,
-            extra_columns=[*(slot.score_column for slot in slots[1:]), layout.BAD_VALUES],
+            plan = _file_plan(spark, job, day, info, slots, keys)
+        batch_rows = max(
+            1_000, int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "100000"))
         )
-        # The audit's and the drift histogram's aggregates ride on the write as observed
-        # metrics: no pass of their own over the scored rows.
-        from pyspark.sql import Observation
-
-        observation = Observation(f"lakescore_audit_{uuid.uuid4().hex}")
-        to_write = out.observe(
-            observation,
-            *audit_expressions(
-                keys,
-                score_min=job.audit.score_min,
-                score_max=job.audit.score_max,
-                checked=True,
-            ),
-            *distribution_expressions(
-                job.audit.score_min, job.audit.score_max, job.monitoring.bins, quantiles=False
-            ),
-        )
-        if data_dir is not None:
-            to_write = to_write.select(
-                *(c for c in layout.prediction_columns(keys, part_col) if c != part_col)
+        record.details["score_reader"] = "spark" if plan is None else "files"
+        task_files: WrittenFiles | None = None
+        out: DataFrame | None = None
+        if plan is not None and data_dir is not None:
+            # The tasks write the files to publish themselves and return the audit's and the
+            # histogram's partial sums: no scored row goes through the JVM.
+            output = FileOutput(
+                folder=data_dir,
+                schema=_data_file_schema(key_fields, part_col),
+                constants={
+                    layout.MODEL_NAME: model.name,
+                    layout.MODEL_VERSION: int(model.version),
+                    layout.RUN_ID: run_id,
+                    layout.SCORED_AT: scored_at,
+                },
+                low=job.audit.score_min,
+                high=job.audit.score_max,
+                bins=job.monitoring.bins,
             )
-        with _watch_tasks(spark, run_id, progress):
-            to_write.write.mode("errorifexists").parquet(data_dir or str(staging_dir))
-        observed = observation.get
+            with _watch_tasks(spark, run_id, progress):
+                task_files = write_partition_files(
+                    spark, plan, slots, keys, [output], batch_rows=batch_rows, check=check
+                )
+            observed = task_files.summaries[0].metrics()
+        else:
+            if plan is not None:
+                scored = score_partition_files(
+                    spark, plan, slots, keys, batch_rows=batch_rows, check=check
+                )
+            else:
+                _split_for_parallelism(spark, info.size_bytes)
+                scored = score_models(partition_df(), slots, keys, check)
+            out = with_prediction_columns(
+                scored,
+                model=model,
+                run_id=run_id,
+                scored_at=scored_at,
+                partition_column=part_col,
+                ds=day,
+                key_columns=keys,
+                extra_columns=[*(slot.score_column for slot in slots[1:]), layout.BAD_VALUES],
+            )
+            # The audit's and the drift histogram's aggregates ride on the write as observed
+            # metrics: no pass of their own over the scored rows.
+            from pyspark.sql import Observation
+
+            observation = Observation(f"lakescore_audit_{uuid.uuid4().hex}")
+            to_write = out.observe(
+                observation,
+                *audit_expressions(
+                    keys,
+                    score_min=job.audit.score_min,
+                    score_max=job.audit.score_max,
+                    checked=True,
+                ),
+                *distribution_expressions(
+                    job.audit.score_min, job.audit.score_max, job.monitoring.bins, quantiles=False
+                ),
+            )
+            if data_dir is not None:
+                to_write = to_write.select(
+                    *(c for c in layout.prediction_columns(keys, part_col) if c != part_col)
+                )
+            with _watch_tasks(spark, run_id, progress):
+                to_write.write.mode("errorifexists").parquet(data_dir or str(staging_dir))
+            observed = observation.get
+        record.details["score_writer"] = "python" if task_files is not None else "spark"
         record.executor_seconds, record.failed_tasks = _task_metrics(spark, run_id)
         record.details["source_scan"] = shadow_scoring.source_scan(
             spark, run_id, job.features.table
@@ -538,8 +578,13 @@ def _run(
         }
         guards.refuse_bad_input(
             audit,
-            # failure path only; the published files do not keep the flags: score again
-            lambda: bad_value_counts(staged if staged is not None else out),
+            # failure path only: counted by the writing tasks, or read from the staged flags
+            # (the files of the Spark commit path do not keep them: score again)
+            lambda: (
+                dict(task_files.summaries[0].bad_values)
+                if task_files is not None
+                else bad_value_counts(staged if staged is not None else out)
+            ),
             keys=keys,
             features=features,
             # Validation (policy fail/quarantine) already refused null and duplicate keys.
@@ -1118,19 +1163,16 @@ def _ship_model_archive(spark: SparkSession, model_dir: Path, model: ResolvedMod
     return archive.name
 
 
-def _score_by_files(
+def _file_plan(
     spark: SparkSession,
     job: ScoringJob,
     day: date,
     info: tables.PartitionInfo,
     slots: list[ModelSlot],
     keys: list[str],
-    check: ValueCheck,
-) -> DataFrame | None:
-    """Keys + score through :mod:`lakescore.file_scoring`, or None when it does not apply
-    (not local mode, a remote table, deletion vectors / column mapping)."""
-    from lakescore.file_scoring import plan_partition_read, score_partition_files
-
+) -> PartitionRead | None:
+    """The read plan of :mod:`lakescore.file_scoring`, or None when it does not apply (not
+    local mode, a remote table, deletion vectors / column mapping, an empty partition)."""
     uri = job.features.table
     if not spark.sparkContext.master.startswith("local") or "://" in uri.removeprefix("file://"):
         return None
@@ -1143,12 +1185,16 @@ def _score_by_files(
         list(dict.fromkeys(c for slot in slots for c in slot.feature_columns)),
         min_tasks=2 * spark.sparkContext.defaultParallelism,
     )
-    if plan is None or not plan.units:
-        return None
-    batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "100000"))
-    return score_partition_files(
-        spark, plan, slots, keys, batch_rows=max(1_000, batch_rows), check=check
-    )
+    return plan if plan is not None and plan.units else None
+
+
+def _data_file_schema(key_fields: list[Any], partition_column: str) -> Any:
+    """The prediction table's data files: every column but the partition (it lives in the
+    log), all nullable as Spark writes them; the commit checks the null counts."""
+    import pyarrow as pa
+
+    schema = layout.prediction_schema(key_fields, partition_column)
+    return pa.schema([f.with_nullable(True) for f in schema if f.name != partition_column])
 
 
 def _split_for_parallelism(spark: SparkSession, partition_bytes: int) -> None:

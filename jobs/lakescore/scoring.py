@@ -12,7 +12,7 @@ import math
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -475,6 +475,244 @@ def written_stats(
     )
     assert row is not None
     return WrittenStats(int(row["n"] or 0), [float(q) for q in row["q"] or []])
+
+
+@dataclass
+class ScoreSummary:
+    """The audit's and the drift histogram's partial sums over scored rows, for scoring tasks
+    that write their own files (:mod:`lakescore.file_scoring`): each task sums its batches,
+    the driver merges the tasks' summaries, and :meth:`metrics` gives the values that
+    :func:`audit_expressions` and :func:`distribution_expressions` give in Spark.
+
+    Mean and variance merge with Chan's pairwise update (no sum of squares to lose precision);
+    a score is *valid* when it is not null, not NaN and not infinite."""
+
+    low: float
+    high: float
+    bins: int
+    rows: int = 0
+    null_keys: int = 0
+    bad_value_rows: int = 0
+    bad_values: dict[str, int] = field(default_factory=dict)  # "column:kind" -> rows
+    non_finite: int = 0
+    out_of_range: int = 0
+    valid: int = 0
+    mean: float = 0.0
+    m2: float = 0.0  # sum of squared deviations from the mean
+    score_min: float | None = None
+    score_max: float | None = None
+    bin_counts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.bin_counts:
+            self.bin_counts = [0] * self.bins
+
+    def add(
+        self, keys: Sequence[pa.Array], scores: pa.Array, flags: pa.Array | None = None
+    ) -> None:
+        """Add one batch: its key columns, scores and (optional) refused-value flags."""
+        import numpy as np
+
+        rows = len(scores)
+        any_null_key = np.zeros(rows, dtype=bool)
+        for key in keys:
+            if key.null_count:
+                any_null_key |= key.is_null().to_numpy(zero_copy_only=False)
+        values = scores.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        valid = np.isfinite(values)  # nulls arrive as NaN
+        part = ScoreSummary(self.low, self.high, self.bins, rows=rows)
+        part.null_keys = int(any_null_key.sum())
+        part.non_finite = rows - int(valid.sum())
+        good = values[valid] if part.non_finite else values
+        if flags is not None and flags.null_count < rows:
+            for text in flags.drop_null().to_pylist():
+                part.bad_value_rows += 1
+                for label in text.split(","):
+                    part.bad_values[label] = part.bad_values.get(label, 0) + 1
+        if len(good):
+            part.valid = len(good)
+            part.mean = float(good.mean())
+            part.m2 = float(((good - part.mean) ** 2).sum())
+            part.score_min = float(good.min())
+            part.score_max = float(good.max())
+            part.out_of_range = int(((good < self.low) | (good > self.high)).sum())
+            width = (self.high - self.low) / self.bins
+            bucket = np.minimum(np.floor((good - self.low) / width), self.bins - 1)
+            counts = np.bincount(bucket[bucket >= 0].astype(np.int64), minlength=self.bins)
+            part.bin_counts = [int(c) for c in counts[: self.bins]]
+        self.merge(part)
+
+    def merge(self, other: ScoreSummary) -> None:
+        if (other.low, other.high, other.bins) != (self.low, self.high, self.bins):
+            raise ValueError("summaries of different histogram ranges do not merge")
+        total = self.valid + other.valid
+        if other.valid:
+            delta = other.mean - self.mean
+            self.mean += delta * other.valid / total
+            self.m2 += other.m2 + delta * delta * self.valid * other.valid / total
+        self.valid = total
+        self.rows += other.rows
+        self.null_keys += other.null_keys
+        self.bad_value_rows += other.bad_value_rows
+        for label, count in other.bad_values.items():
+            self.bad_values[label] = self.bad_values.get(label, 0) + count
+        self.non_finite += other.non_finite
+        self.out_of_range += other.out_of_range
+        if other.score_min is not None and other.score_max is not None:
+            first = self.score_min is None or self.score_max is None
+            self.score_min = other.score_min if first else min(self.score_min, other.score_min)
+            self.score_max = other.score_max if first else max(self.score_max, other.score_max)
+        self.bin_counts = [a + b for a, b in zip(self.bin_counts, other.bin_counts, strict=True)]
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> ScoreSummary:
+        import json
+
+        return cls(**json.loads(text))
+
+    def metrics(self) -> dict[str, Any]:
+        """The observed-metric names of :func:`audit_expressions` (``checked=True``) and
+        :func:`distribution_expressions` (without ``dist_q``)."""
+        mean = self.mean if self.valid else None
+        std = math.sqrt(self.m2 / self.valid) if self.valid else None
+        return {
+            "audit_bad_values": self.bad_value_rows,
+            "audit_rows": self.rows,
+            "audit_null_keys": self.null_keys,
+            "audit_non_finite": self.non_finite,
+            "audit_oor": self.out_of_range,
+            "audit_smin": self.score_min,
+            "audit_smax": self.score_max,
+            "audit_smean": mean,
+            "dist_rows": self.valid,
+            "dist_mean": mean,
+            "dist_std": std,
+            "dist_min": self.score_min,
+            "dist_max": self.score_max,
+            **{f"dist_b{i}": count for i, count in enumerate(self.bin_counts)},
+        }
+
+
+@dataclass
+class ComparisonSummary:
+    """A challenger's scores against the champion's on the same rows, as partial sums that
+    scoring tasks return and the driver merges: what :func:`lakescore.shadow.compare` gets
+    from one Spark aggregation over the staged scores. A challenger score is *good* when it
+    is finite and within ``low``-``high``; the pairwise figures cover the good rows only.
+
+    Means, variances and the co-moment merge with Chan's pairwise update."""
+
+    low: float
+    high: float
+    bins: int
+    threshold: float
+    rows: int = 0
+    scored: int = 0  # non-null challenger scores
+    bad: int = 0  # non-null, but not finite or outside the bounds
+    good: int = 0
+    mean_champion: float = 0.0
+    mean: float = 0.0
+    m2_champion: float = 0.0
+    m2: float = 0.0
+    co_moment: float = 0.0
+    flips: int = 0
+    score_min: float | None = None
+    score_max: float | None = None
+    bin_counts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.bin_counts:
+            self.bin_counts = [0] * self.bins
+
+    def add(self, champion: pa.Array, challenger: pa.Array) -> None:
+        import numpy as np
+
+        part = ComparisonSummary(self.low, self.high, self.bins, self.threshold)
+        part.rows = len(challenger)
+        part.scored = len(challenger) - challenger.null_count
+        c = champion.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        x = challenger.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        good = np.isfinite(x) & (x >= self.low) & (x <= self.high) & np.isfinite(c)
+        part.good = int(good.sum())
+        part.bad = part.scored - int((np.isfinite(x) & (x >= self.low) & (x <= self.high)).sum())
+        if part.good:
+            c, x = c[good], x[good]
+            part.mean_champion, part.mean = float(c.mean()), float(x.mean())
+            dc, dx = c - part.mean_champion, x - part.mean
+            part.m2_champion = float((dc * dc).sum())
+            part.m2 = float((dx * dx).sum())
+            part.co_moment = float((dc * dx).sum())
+            part.flips = int(((c >= self.threshold) != (x >= self.threshold)).sum())
+            part.score_min, part.score_max = float(x.min()), float(x.max())
+            width = (self.high - self.low) / self.bins
+            bucket = np.minimum(np.floor((x - self.low) / width), self.bins - 1).astype(np.int64)
+            part.bin_counts = [int(n) for n in np.bincount(bucket, minlength=self.bins)]
+        self.merge(part)
+
+    def merge(self, other: ComparisonSummary) -> None:
+        if (other.low, other.high, other.bins, other.threshold) != (
+            self.low,
+            self.high,
+            self.bins,
+            self.threshold,
+        ):
+            raise ValueError("comparisons of different bounds or thresholds do not merge")
+        total = self.good + other.good
+        if other.good:
+            share = other.good / total
+            d_champion = other.mean_champion - self.mean_champion
+            d_challenger = other.mean - self.mean
+            weight = self.good * other.good / total
+            self.m2_champion += other.m2_champion + d_champion * d_champion * weight
+            self.m2 += other.m2 + d_challenger * d_challenger * weight
+            self.co_moment += other.co_moment + d_champion * d_challenger * weight
+            self.mean_champion += d_champion * share
+            self.mean += d_challenger * share
+        self.good = total
+        self.rows += other.rows
+        self.scored += other.scored
+        self.bad += other.bad
+        self.flips += other.flips
+        if other.score_min is not None and other.score_max is not None:
+            first = self.score_min is None or self.score_max is None
+            self.score_min = other.score_min if first else min(self.score_min, other.score_min)
+            self.score_max = other.score_max if first else max(self.score_max, other.score_max)
+        self.bin_counts = [a + b for a, b in zip(self.bin_counts, other.bin_counts, strict=True)]
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> ComparisonSummary:
+        import json
+
+        return cls(**json.loads(text))
+
+    @property
+    def correlation(self) -> float | None:
+        """Pearson's r of champion and challenger over the good rows (None when undefined)."""
+        if not self.good or self.m2_champion <= 0 or self.m2 <= 0:
+            return None
+        return self.co_moment / math.sqrt(self.m2_champion * self.m2)
+
+    @property
+    def mean_difference(self) -> float | None:
+        return self.mean - self.mean_champion if self.good else None
+
+    @property
+    def flip_share(self) -> float | None:
+        return self.flips / self.good if self.good else None
+
+    @property
+    def std(self) -> float | None:
+        return math.sqrt(self.m2 / self.good) if self.good else None
 
 
 def bad_value_counts(staged: DataFrame) -> dict[str, int]:

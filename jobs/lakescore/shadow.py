@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from lakescore.config import PlatformConfig, ScoringJob
+    from lakescore.scoring import ComparisonSummary
 
 CHALLENGER = "challenger"
 
@@ -260,26 +261,69 @@ def compare(
     for c in active:
         i = c.index
         counts = [int(row[f"b{i}_{b}"] or 0) for b in range(bins)]
-        c.comparison = Comparison(
-            rows=rows,
-            scored_rows=int(row[f"n{i}"]),
-            bad_scores=int(row[f"bad{i}"] or 0),
-            correlation=_finite(row[f"corr{i}"]),
-            mean_difference=row[f"diff{i}"],
-            psi_champion=psi(counts, champion_counts),
-            flip_share=row[f"flip{i}"],
-            mean=row[f"mean{i}"],
-            std=row[f"std{i}"],
-            min=row[f"min{i}"],
-            max=row[f"max{i}"],
-            bin_edges=edges,
-            bin_counts=counts,
+        _judge(
+            c,
+            Comparison(
+                rows=rows,
+                scored_rows=int(row[f"n{i}"]),
+                bad_scores=int(row[f"bad{i}"] or 0),
+                correlation=_finite(row[f"corr{i}"]),
+                mean_difference=row[f"diff{i}"],
+                psi_champion=psi(counts, champion_counts),
+                flip_share=row[f"flip{i}"],
+                mean=row[f"mean{i}"],
+                std=row[f"std{i}"],
+                min=row[f"min{i}"],
+                max=row[f"max{i}"],
+                bin_edges=edges,
+                bin_counts=counts,
+            ),
         )
-        missing = rows - c.comparison.scored_rows
-        if missing:
-            c.fail(f"{missing} of {rows} rows not scored (model failed in the Spark workers)")
-        elif c.comparison.bad_scores:
-            c.fail(f"{c.comparison.bad_scores} scores are NaN or outside the audit bounds")
+
+
+def compare_summaries(
+    challengers: list[Challenger],
+    summaries: dict[int, ComparisonSummary],
+    *,
+    champion_counts: list[int],
+) -> None:
+    """:func:`compare` from the partial sums the scoring tasks returned (the tasks wrote
+    the scores as files; there is no staged output to aggregate): ``summaries`` by
+    challenger index."""
+    for c in challengers:
+        summary = summaries.get(c.index)
+        if not c.active or summary is None:
+            continue
+        _judge(
+            c,
+            Comparison(
+                rows=summary.rows,
+                scored_rows=summary.scored,
+                bad_scores=summary.bad,
+                correlation=_finite(summary.correlation),
+                mean_difference=summary.mean_difference,
+                psi_champion=psi(summary.bin_counts, champion_counts),
+                flip_share=summary.flip_share,
+                mean=summary.mean if summary.good else None,
+                std=summary.std,
+                min=summary.score_min,
+                max=summary.score_max,
+                bin_edges=bin_edges(summary.low, summary.high, summary.bins),
+                bin_counts=list(summary.bin_counts),
+            ),
+        )
+
+
+def _judge(challenger: Challenger, comparison: Comparison) -> None:
+    """Keep the comparison; fail the challenger if it missed rows or gave bad scores."""
+    challenger.comparison = comparison
+    missing = comparison.rows - comparison.scored_rows
+    if missing:
+        challenger.fail(
+            f"{missing} of {comparison.rows} rows not scored (model failed in the Spark workers)"
+        )
+    elif comparison.bad_scores:
+        challenger.fail(f"{comparison.bad_scores} scores are NaN or outside the audit bounds")
 
 
 def _finite(value: float | None) -> float | None:
@@ -363,7 +407,6 @@ def publish_shadow(
     from functools import reduce
 
     from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
 
     active = [c for c in challengers if c.active and c.model is not None]
     if not active:
@@ -386,35 +429,126 @@ def publish_shadow(
         if c.model is not None
     ]
     rows = reduce(lambda a, b: a.unionByName(b), frames)
-    uri = job.shadow_table
-    if not tables.table_exists(uri):
+    ensure_shadow_table(spark, job, key_fields)
+    return tables.replace_partition(
+        rows.select(*layout.shadow_columns(keys, part)),
+        job.shadow_table,
+        part,
+        ds,
+        _shadow_commit(active, job=job, ds=ds, run_id=run_id, input_version=input_version),
+        txn_version,
+        app_id=shadow_app_id(job.name, ds),
+    )
+
+
+def ensure_shadow_table(spark: SparkSession, job: ScoringJob, key_fields: list[Any]) -> None:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    part = job.features.partition_column
+    if not tables.table_exists(job.shadow_table):
         tables.ensure_table(
             spark,
-            uri,
+            job.shadow_table,
             from_arrow_schema(layout.shadow_schema(key_fields, part)),
             part,
             f"lakescore challenger (shadow) scores of job {job.name}",
         )
+
+
+def _shadow_commit(
+    active: list[Challenger], *, job: ScoringJob, ds: date, run_id: str, input_version: int
+) -> tables.CommitInfo:
+    """The shadow commit's metadata: the first challenger names the model; rows cover all."""
     first = active[0].model
     assert first is not None
     comparison = active[0].comparison
-    return tables.replace_partition(
-        rows.select(*layout.shadow_columns(keys, part)),
-        uri,
+    return tables.CommitInfo(
+        run_id=run_id,
+        job=job.name,
+        ds=ds,
+        model_name=first.name,
+        model_version=first.version,
+        input_table=job.features.table,
+        input_version=input_version,
+        rows=(comparison.rows if comparison else 0) * len(active),
+    )
+
+
+def shadow_file_output(
+    challenger: Challenger,
+    *,
+    job: ScoringJob,
+    ds: date,
+    run_id: str,
+    scored_at: datetime,
+    key_fields: list[Any],
+) -> Any:
+    """Where the scoring tasks write this challenger's scores: its files in the run's folder
+    of the shadow table, in the shadow layout (:class:`lakescore.file_scoring.FileOutput`)."""
+    import pyarrow as pa
+
+    from lakescore.file_scoring import FileOutput
+
+    assert challenger.model is not None
+    part = job.features.partition_column
+    schema = layout.shadow_schema(key_fields, part)
+    return FileOutput(
+        folder=tables.run_folder(job.shadow_table, part, ds, run_id),
+        schema=pa.schema([f.with_nullable(True) for f in schema if f.name != part]),
+        constants={
+            layout.MODEL_NAME: challenger.model.name,
+            layout.MODEL_VERSION: int(challenger.model.version),
+            layout.RUN_ID: run_id,
+            layout.SCORED_AT: scored_at,
+            layout.ROLE: CHALLENGER,
+            layout.MODEL_REFERENCE: challenger.reference,
+        },
+        score_column=challenger.score_column,
+        low=job.audit.score_min,
+        high=job.audit.score_max,
+        bins=job.monitoring.bins,
+        compare_to=layout.SCORE,
+        threshold=job.shadow.decision_threshold,
+    )
+
+
+def commit_shadow_files(
+    challengers: list[Challenger],
+    files: dict[int, list[str]],
+    *,
+    job: ScoringJob,
+    ds: date,
+    run_id: str,
+    txn_version: int,
+    input_version: int,
+) -> int | None:
+    """:func:`publish_shadow` for scores the tasks wrote as files (``files`` by challenger
+    index, in the run's folder of the shadow table): a failed challenger's files are removed,
+    the active ones' committed as partition ``ds`` (one delta-rs commit, own ``txnAppId``).
+    None, with the folder removed, when no challenger is active."""
+    import os
+    import shutil
+
+    part = job.features.partition_column
+    folder = tables.run_folder(job.shadow_table, part, ds, run_id)
+    active = [c for c in challengers if c.active and c.model is not None]
+    keep = {name for c in active for name in files.get(c.index, [])}
+    if not active:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    for name in os.listdir(folder):
+        if name not in keep:
+            os.remove(os.path.join(folder, name))
+    commit = _shadow_commit(active, job=job, ds=ds, run_id=run_id, input_version=input_version)
+    return tables.commit_partition_files(
+        job.shadow_table,
         part,
         ds,
-        tables.CommitInfo(
-            run_id=run_id,
-            job=job.name,
-            ds=ds,
-            model_name=first.name,
-            model_version=first.version,
-            input_table=job.features.table,
-            input_version=input_version,
-            rows=(comparison.rows if comparison else 0) * len(active),
-        ),
+        folder,
+        commit,
         txn_version,
         app_id=shadow_app_id(job.name, ds),
+        expected_rows=commit.rows,
     )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lakescore.config import IDENTIFIER_PATTERN
@@ -529,7 +529,9 @@ def _check_file_schema(found: pa.Schema, table: pa.Schema, path: str) -> None:
 def parquet_stats(metadata: Any) -> dict[str, Any]:
     """Delta file statistics (numRecords, nullCount, minValues, maxValues) from a Parquet
     footer. Min/max only where the footer has them for every row group (Spark's INT96
-    timestamps have none) and for plain scalar types."""
+    timestamps have none) and for plain scalar types. Timestamps are written as Delta writes
+    them, in milliseconds: the minimum truncated, the maximum rounded up (skipping stays
+    correct)."""
     import pyarrow as pa
 
     schema = metadata.schema.to_arrow_schema()
@@ -539,7 +541,9 @@ def parquet_stats(metadata: Any) -> dict[str, Any]:
     for index, field in enumerate(schema):
         null_count = 0
         low = high = None
-        has_bounds = field.type.num_fields == 0 and not pa.types.is_timestamp(field.type)
+        has_bounds = field.type.num_fields == 0 and (
+            not pa.types.is_timestamp(field.type) or field.type.tz is not None
+        )
         for group in range(metadata.num_row_groups):
             column = metadata.row_group(group).column(index)
             stats = column.statistics
@@ -556,6 +560,8 @@ def parquet_stats(metadata: Any) -> dict[str, Any]:
         if null_count is not None:
             nulls[field.name] = null_count
         if has_bounds and low is not None:
+            if isinstance(high, datetime) and high.microsecond % 1000:
+                high += timedelta(microseconds=1000 - high.microsecond % 1000)
             lows[field.name], highs[field.name] = _json_value(low), _json_value(high)
     return {
         "numRecords": metadata.num_rows,
@@ -567,7 +573,8 @@ def parquet_stats(metadata: Any) -> dict[str, Any]:
 
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        utc = value.astimezone(UTC) if value.tzinfo else value
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bytes):

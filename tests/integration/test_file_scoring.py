@@ -134,3 +134,97 @@ def test_a_run_without_validation_scores_through_the_files_and_publishes_exact_s
     model_dir = str(download_model(world.platform, model, job=job.name))
     expected = mlflow.sklearn.load_model(model_dir).predict_proba(matrix)[:, 1]
     np.testing.assert_allclose(published["score"].to_numpy(), expected, rtol=0, atol=1e-12)
+
+    # Once the table exists, the tasks write the published files themselves (pyarrow) and
+    # delta-rs commits them: delta-spark reads them, and their scored_at stats (which
+    # Spark's INT96 timestamps never had) skip files correctly.
+    second = score_partition(job, DAYS[2], platform=world.platform, spark=spark)
+    (row,) = lineage_rows(world, run_id=second.run_id)
+    details = json.loads(row["details"])
+    assert (details["publish_path"], details["score_writer"]) == ("commit", "python")
+    day = tables.read_table(job.output.table, partition_column="ds", start=DAYS[2], end=DAYS[2])
+    assert day.num_rows == ROWS_PER_DAY
+    assert set(day["run_id"].to_pylist()) == {second.run_id}
+    assert set(day["model_version"].to_pylist()) == {int(model.version)}
+    (scored_at,) = set(day["scored_at"].to_pylist())
+    from pyspark.sql import functions as F
+
+    table = spark.read.format("delta").load(job.output.table)
+    at = table.where(F.col("scored_at") == F.lit(scored_at))
+    assert at.count() == ROWS_PER_DAY
+    assert at.select(F.sum("score")).first()[0] == pytest.approx(
+        float(pc.sum(day["score"]).as_py())
+    )
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(job.output.table).get_add_actions(flatten=True))
+    mine = actions.filter(pc.starts_with(actions["path"], f"ds={DAYS[2].isoformat()}/"))
+    assert mine["min.scored_at"].null_count == 0  # files can be skipped by time
+
+
+def test_tasks_write_their_own_files_whose_rows_and_sums_match_spark(world, spark, tmp_path):
+    """write_partition_files: each task writes its scores as a file and returns the audit's
+    partial sums. The folder ends up holding exactly the successful attempts' files (a lost
+    attempt's leftovers are removed), the files hold the scores score_partition_files gives,
+    and the merged sums equal Spark's own aggregates over those scores."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakescore.file_scoring import FileOutput, write_partition_files
+    from lakescore.monitoring import distribution_expressions
+    from lakescore.scoring import audit_expressions
+
+    job, model, plan = _plan(world, DAYS[2], min_tasks=3)
+    model_dir = download_model(world.platform, model, job=job.name)
+    slot = ModelSlot.of(model, str(model_dir), model.feature_columns)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "part-00009-0-lost.parquet").write_bytes(b"a lost attempt's file")
+    (folder / ".part-00009-1-lost.parquet.inprogress").write_bytes(b"half written")
+    schema = pa.schema(
+        [
+            ("customer_id", plan.key_types["customer_id"]),
+            ("score", pa.float64()),
+            ("model_name", pa.string()),
+            ("run_id", pa.string()),
+        ]
+    )
+    output = FileOutput(
+        folder=str(folder),
+        schema=schema,
+        constants={"model_name": model.name, "run_id": "run-1"},
+        low=0.0,
+        high=0.5,  # some scores fall above: the out-of-range count is not trivially 0
+        bins=8,
+    )
+
+    written = write_partition_files(spark, plan, [slot], ["customer_id"], [output])
+
+    (files,) = written.files
+    assert sorted(p.name for p in folder.iterdir()) == files
+    # the units go to one task per core: one file each
+    assert len(files) == min(len(plan.units), spark.sparkContext.defaultParallelism)
+    got = pa.concat_tables(pq.read_table(folder / f) for f in files).sort_by("customer_id")
+    assert got.schema == schema
+    assert set(got["model_name"].to_pylist()) == {model.name}
+    want = score_partition_files(spark, plan, [slot], ["customer_id"]).toArrow()
+    want = want.sort_by("customer_id")
+    assert got["customer_id"].equals(want["customer_id"])
+    np.testing.assert_array_equal(got["score"].to_numpy(), want["score"].to_numpy())
+
+    from pyspark.sql import functions as F
+
+    scored = spark.createDataFrame(want.to_pandas()).withColumn(
+        "_lakescore_bad_values", F.lit(None).cast("string")
+    )
+    row = scored.agg(
+        *audit_expressions(["customer_id"], score_min=0.0, score_max=0.5, checked=True),
+        *distribution_expressions(0.0, 0.5, 8, quantiles=False),
+    ).first()
+    expected = row.asDict()
+    metrics = written.summaries[0].metrics()
+    assert expected["audit_oor"] > 0
+    assert metrics.keys() == expected.keys()
+    for name, value in expected.items():
+        assert metrics[name] == pytest.approx(value, rel=1e-9), name

@@ -1,0 +1,126 @@
+"""ScoreSummary, the audit's and the histogram's partial sums that scoring tasks return when
+they write their own files, and the split of the read units over those tasks. Merged over
+any split of the rows, the sums equal one pass over all of them, and they count what the
+audit refuses (null keys, non-finite and out-of-range scores, refused feature values)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from lakescore.scoring import ScoreSummary
+
+
+def batch_of(scores: list[float | None], keys: list[int | None], flags=None):
+    return (
+        [pa.array(keys, pa.int64())],
+        pa.array(scores, pa.float64()),
+        None if flags is None else pa.array(flags, pa.string()),
+    )
+
+
+def test_counts_what_the_audit_refuses() -> None:
+    summary = ScoreSummary(0.0, 1.0, 4)
+    summary.add(
+        *batch_of(
+            [0.1, None, math.nan, math.inf, 1.5, -0.2, 0.9, 1.0],
+            [1, 2, None, 4, 5, None, 7, 8],
+            [None, "a:inf,b:nan", "a:inf", None, None, None, None, None],
+        )
+    )
+    metrics = summary.metrics()
+    assert metrics["audit_rows"] == 8
+    assert metrics["audit_null_keys"] == 2
+    assert metrics["audit_non_finite"] == 3  # null, NaN, inf
+    assert metrics["audit_oor"] == 2  # 1.5 and -0.2
+    assert metrics["audit_bad_values"] == 2
+    assert summary.bad_values == {"a:inf": 2, "b:nan": 1}
+    assert (metrics["audit_smin"], metrics["audit_smax"]) == (-0.2, 1.5)
+    # histogram over [0, 1] in 4 bins: below the range is not counted, above goes to the
+    # last bin, and the top edge belongs to the last bin (as in distribution_expressions)
+    assert [metrics[f"dist_b{i}"] for i in range(4)] == [1, 0, 0, 3]
+
+
+def test_merged_parts_equal_one_pass_over_all_rows() -> None:
+    rng = np.random.default_rng(7)
+    scores = rng.beta(2, 5, 10_001)
+    scores[::97] = np.nan
+    keys = np.arange(len(scores))
+    whole = ScoreSummary(0.0, 1.0, 10)
+    whole.add([pa.array(keys)], pa.array(scores))
+    merged = ScoreSummary(0.0, 1.0, 10)
+    for part in np.array_split(np.arange(len(scores)), 7):
+        task = ScoreSummary(0.0, 1.0, 10)
+        for rows in np.array_split(part, 3):  # batches within a task
+            task.add([pa.array(keys[rows])], pa.array(scores[rows]))
+        merged.merge(ScoreSummary.from_json(task.to_json()))  # as the driver receives them
+
+    got, want = merged.metrics(), whole.metrics()
+    finite = scores[np.isfinite(scores)]
+    assert got["dist_mean"] == pytest.approx(finite.mean(), rel=1e-12)
+    assert got["dist_std"] == pytest.approx(finite.std(), rel=1e-12)
+    assert got["dist_rows"] == len(finite)
+    for name in want:
+        assert got[name] == pytest.approx(want[name], rel=1e-12), name
+
+
+def test_an_empty_summary_has_no_mean_and_summaries_of_other_ranges_do_not_merge() -> None:
+    empty = ScoreSummary(0.0, 1.0, 5)
+    assert empty.metrics()["dist_mean"] is None
+    assert empty.metrics()["dist_std"] is None
+    with pytest.raises(ValueError, match="different histogram ranges"):
+        empty.merge(ScoreSummary(0.0, 2.0, 5))
+
+
+def test_units_are_balanced_over_tasks_by_rows() -> None:
+    from lakescore.file_scoring import ReadUnit, balance_units
+
+    sizes = [216, 216, 216, 55, 216, 216, 100, 100]
+    units = [ReadUnit(f"f{i}", rows=n) for i, n in enumerate(sizes)]
+    groups = balance_units(units, 2)
+    assert sorted(i for g in groups for i in g) == list(range(len(units)))  # each unit once
+    loads = [sum(sizes[i] for i in g) for g in groups]
+    assert max(loads) - min(loads) <= 55  # alternating them would differ by 161
+    assert balance_units(units[:1], 4) == ((0,),)  # never more groups than units
+    unknown = balance_units([ReadUnit("a"), ReadUnit("b"), ReadUnit("c", rows=10)], 2)
+    assert sorted(len(g) for g in unknown) == [1, 2]
+
+
+def test_a_comparison_merged_over_tasks_equals_numpy_over_the_good_rows() -> None:
+    from lakescore.scoring import ComparisonSummary
+
+    rng = np.random.default_rng(11)
+    champion = rng.beta(2, 3, 5_000)
+    challenger = np.clip(champion + rng.normal(0, 0.1, 5_000), -0.05, 1.05)  # some outside
+    challenger[::250] = np.nan
+    merged = ComparisonSummary(0.0, 1.0, 10, 0.5)
+    for rows in np.array_split(np.arange(5_000), 6):
+        task = ComparisonSummary(0.0, 1.0, 10, 0.5)
+        task.add(pa.array(champion[rows]), pa.array(challenger[rows]))
+        merged.merge(ComparisonSummary.from_json(task.to_json()))
+
+    good = np.isfinite(challenger) & (challenger >= 0) & (challenger <= 1)
+    c, x = champion[good], challenger[good]
+    assert merged.rows == 5_000
+    assert merged.scored == 5_000  # NaN is a score, and a bad one
+    assert merged.bad == 5_000 - good.sum() > 20
+    assert merged.good == good.sum()
+    assert merged.correlation == pytest.approx(np.corrcoef(c, x)[0, 1], rel=1e-10)
+    assert merged.mean_difference == pytest.approx(float((x - c).mean()), abs=1e-12)
+    assert merged.flip_share == pytest.approx(float(((c >= 0.5) != (x >= 0.5)).mean()))
+    assert merged.std == pytest.approx(float(x.std()), rel=1e-10)
+    assert merged.bin_counts == np.histogram(x, np.linspace(0, 1, 11))[0].tolist()
+    assert (merged.score_min, merged.score_max) == (x.min(), x.max())
+
+
+def test_a_challenger_without_scores_has_no_comparison_figures() -> None:
+    from lakescore.scoring import ComparisonSummary
+
+    summary = ComparisonSummary(0.0, 1.0, 10, 0.5)
+    summary.add(pa.array([0.2, 0.7]), pa.nulls(2, pa.float64()))
+    assert (summary.rows, summary.scored, summary.bad) == (2, 0, 0)
+    assert summary.correlation is None and summary.mean_difference is None
+    assert summary.flip_share is None and summary.std is None
