@@ -294,7 +294,7 @@ def prepare_world(root: Path, sizes: list[int]) -> dict[str, Any]:
 
 
 def _read_matrix(files: list[str], features: list[str], *, threads: bool) -> tuple[Any, Any]:
-    """(keys, float64 Fortran matrix) of a partition's files, the way lakescore builds it."""
+    """(keys, float64 row-major matrix) of a partition's files, the way lakescore builds it."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -306,7 +306,7 @@ def _read_matrix(files: list[str], features: list[str], *, threads: bool) -> tup
         use_threads=threads,
         memory_map=True,
     )
-    matrix = np.empty((table.num_rows, len(features)), dtype=np.float64, order="F")
+    matrix = np.empty((table.num_rows, len(features)), dtype=np.float64, order="C")
     for j, name in enumerate(features):
         matrix[:, j] = table.column(name).to_numpy()
     return table.column(KEY), matrix
@@ -1106,11 +1106,11 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
     md += [
         "## Definitions",
         "",
-        "- `raw_1proc` / `raw_all_cores`: `predict_proba` on an in-memory float64 Fortran array "
+        "- `raw_1proc` / `raw_all_cores`: `predict_proba` on an in-memory float64 row-major (C) array "
         f"in {SLICE_ROWS:,}-row slices; one thread (threadpoolctl) / the best of all-core "
         "threads and one forked process per core (pool started before timing).",
         "- `io_1proc`: pyarrow reads the partition's files (key + 30 features, one thread) into "
-        "a Fortran float64 matrix and writes a (key, score) Parquet file. `cpu_floor` = "
+        "a row-major float64 matrix and writes a (key, score) Parquet file. `cpu_floor` = "
         "(raw_1proc + io_1proc) / cores.",
         "- `pandas_script`: one fresh process per repetition; timed from `pd.read_parquet` to "
         "`to_parquet` (model loaded from the registry inside the timing; imports outside).",

@@ -185,19 +185,25 @@ def recover_abandoned(
 
 
 def _remove_uncommitted_files(job: ScoringJob, body: dict[str, Any]) -> str | None:
-    """The data files an abandoned attempt wrote into the prediction table's folder and never
-    committed (it died between its scoring pass and its commit)."""
+    """The data files an abandoned attempt wrote into the prediction table's folder (and
+    the shadow table's) and never committed (it died between its scoring pass and its
+    commit); the removed folders, comma-separated."""
     from lakescore import tables
 
-    try:
-        return tables.remove_uncommitted_run_folder(
-            job.output.table,
-            job.features.partition_column,
-            date.fromisoformat(str(body["ds"])),
-            str(body["run_id"]),
-        )
-    except (KeyError, ValueError, OSError):
-        return None
+    removed = []
+    for uri in (job.output.table, job.shadow_table):
+        try:
+            folder = tables.remove_uncommitted_run_folder(
+                uri,
+                job.features.partition_column,
+                date.fromisoformat(str(body["ds"])),
+                str(body["run_id"]),
+            )
+        except (KeyError, ValueError, OSError):
+            folder = None
+        if folder is not None:
+            removed.append(folder)
+    return ", ".join(removed) or None
 
 
 def _is_abandoned(body: dict[str, Any], marker: Path, stale_after: timedelta) -> bool:

@@ -266,10 +266,11 @@ def score_partition(
             else guards.explain_failure(exc, staging_dir=staging_dir, table=job.features.table)
         )
         err = as_lakescore_error(explained or exc, job=job.name, ds=day.isoformat())
-        with contextlib.suppress(Exception):  # the run's own error is the one to report
-            tables.remove_uncommitted_run_folder(
-                job.output.table, job.features.partition_column, day, run_id
-            )
+        for uri in (job.output.table, job.shadow_table):
+            with contextlib.suppress(Exception):  # the run's own error is the one to report
+                tables.remove_uncommitted_run_folder(
+                    uri, job.features.partition_column, day, run_id
+                )
         record.status = "failed"
         record.error_class = type(err).__name__
         record.error = str(err)[:4000]
@@ -453,33 +454,29 @@ def _run(
     guards.prepare_staging(staging_dir, job=job.name)
     schema = tables.table_schema(job.features.table, info.version)
     key_fields = [schema.field(k) for k in keys]
-    # Without challengers the scoring pass writes the files that will be published, in their
-    # final layout, into the prediction table's folder; nothing refers to them until the
-    # commit after the audit. With challengers, or before the table's first publish, it
-    # stages every model's scores privately and the publish rewrites the champion's.
-    data_dir = None
-    if not challengers and tables.commits_with_delta_rs(job.output.table):
-        # A retry of this run: files an earlier attempt left uncommitted are removed; files
-        # it committed stay (the publish below then finds that commit and does nothing).
-        tables.remove_uncommitted_run_folder(job.output.table, part_col, day, run_id)
-        folder = tables.run_folder(job.output.table, part_col, day, run_id)
-        data_dir = None if os.path.exists(folder) else folder
-    record.details["publish_path"] = "commit" if data_dir is not None else "staging"
     # Infinite (and, unless allowed, NaN) feature values are found by the scoring pass itself
     # and refused after it, with null and duplicate keys, from the audit of the staged output.
     check = ValueCheck(tuple(features), allow_nan=job.features.allow_nan)
     scored_at = utcnow()
+    champion_slot = ModelSlot.of(
+        model, str(model_dir), features, shipped_name=shipped, estimator=estimator
+    )
+    slots = [champion_slot, *shadow_scoring.slots(challengers)]
+    # Reading the log's files with pyarrow inside the Python tasks skips Spark's JVM -> Arrow
+    # path (2-5x faster score stage in bench/scoring.py). Only when the partition is not
+    # already cached for validation/quarantine and the files are local to the workers.
+    plan = None
+    if rejects is None and (not job.validation.enabled or request.validated):
+        plan = _file_plan(spark, job, day, info, slots, keys)
+    # The scoring pass writes the files that will be published, in their final layout, into
+    # the prediction table's folder (and, with challengers, theirs into the shadow table's);
+    # nothing refers to them until the commits after the audit. Before a table's first
+    # publish, or with challengers that the tasks cannot write themselves, it stages every
+    # model's scores privately and the publish rewrites them.
+    data_dir = _direct_output_folder(spark, job, day, run_id, key_fields, challengers, plan)
+    record.details["publish_path"] = "commit" if data_dir is not None else "staging"
+    active = [c for c in challengers if c.active and c.model is not None]
     with stages("score", f"{input_rows if input_rows is not None else '?'} rows -> staging"):
-        champion_slot = ModelSlot.of(
-            model, str(model_dir), features, shipped_name=shipped, estimator=estimator
-        )
-        slots = [champion_slot, *shadow_scoring.slots(challengers)]
-        # Reading the log's files with pyarrow inside the Python tasks skips Spark's JVM ->
-        # Arrow path (2-5x faster score stage in bench/scoring.py). Only when the partition is
-        # not already cached for validation/quarantine and the files are local to the workers.
-        plan = None
-        if rejects is None and (not job.validation.enabled or request.validated):
-            plan = _file_plan(spark, job, day, info, slots, keys)
         batch_rows = max(
             1_000, int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "100000"))
         )
@@ -504,7 +501,26 @@ def _run(
             )
             with _watch_tasks(spark, run_id, progress):
                 task_files = write_partition_files(
-                    spark, plan, slots, keys, [output], batch_rows=batch_rows, check=check
+                    spark,
+                    plan,
+                    slots,
+                    keys,
+                    [
+                        output,
+                        *(
+                            shadow_scoring.shadow_file_output(
+                                c,
+                                job=job,
+                                ds=day,
+                                run_id=run_id,
+                                scored_at=scored_at,
+                                key_fields=key_fields,
+                            )
+                            for c in active
+                        ),
+                    ],
+                    batch_rows=batch_rows,
+                    check=check,
                 )
             observed = task_files.summaries[0].metrics()
         else:
@@ -628,8 +644,16 @@ def _run(
                 ds=day.isoformat(),
             )
         if challengers:
-            assert staged is not None  # challengers always take the staging path
-            _compare_challengers(staged, challengers, job, drift, progress)
+            _compare_challengers(
+                staged,
+                None
+                if task_files is None
+                else {c.index: task_files.comparisons[i + 1] for i, c in enumerate(active)},
+                challengers,
+                job,
+                drift,
+                progress,
+            )
         progress.stage(
             "drift",
             f"{drift.status}: PSI vs previous {_fmt(drift.psi_previous)}, "
@@ -682,6 +706,9 @@ def _run(
             _publish_challengers(
                 spark,
                 staged,
+                None
+                if task_files is None
+                else {c.index: task_files.files[i + 1] for i, c in enumerate(active)},
                 challengers,
                 job,
                 day,
@@ -715,23 +742,32 @@ def _run(
 
 
 def _compare_challengers(
-    staged: DataFrame,
+    staged: DataFrame | None,
+    comparisons: dict[int, Any] | None,
     challengers: list[shadow_scoring.Challenger],
     job: ScoringJob,
     drift: Any,
     progress: ProgressReporter,
 ) -> None:
-    """Challenger vs champion statistics; an error here fails the challengers, not the run."""
+    """Challenger vs champion statistics, from the scoring tasks' ``comparisons`` (by
+    challenger index) or one aggregation over the staged scores; an error here fails the
+    challengers, not the run."""
     try:
-        shadow_scoring.compare(
-            staged,
-            challengers,
-            score_min=job.audit.score_min,
-            score_max=job.audit.score_max,
-            bins=job.monitoring.bins,
-            threshold=job.shadow.decision_threshold,
-            champion_counts=drift.distribution.bin_counts,
-        )
+        if comparisons is not None:
+            shadow_scoring.compare_summaries(
+                challengers, comparisons, champion_counts=drift.distribution.bin_counts
+            )
+        else:
+            assert staged is not None
+            shadow_scoring.compare(
+                staged,
+                challengers,
+                score_min=job.audit.score_min,
+                score_max=job.audit.score_max,
+                bins=job.monitoring.bins,
+                threshold=job.shadow.decision_threshold,
+                champion_counts=drift.distribution.bin_counts,
+            )
     except Exception as exc:
         for c in challengers:
             if c.active:
@@ -749,7 +785,8 @@ def _compare_challengers(
 
 def _publish_challengers(
     spark: SparkSession,
-    staged: DataFrame,
+    staged: DataFrame | None,
+    files: dict[int, list[str]] | None,
     challengers: list[shadow_scoring.Challenger],
     job: ScoringJob,
     day: date,
@@ -767,17 +804,29 @@ def _publish_challengers(
     shadow_version = None
     error = None
     try:
-        shadow_version = shadow_scoring.publish_shadow(
-            spark,
-            staged,
-            challengers,
-            job=job,
-            ds=day,
-            run_id=run_id,
-            txn_version=txn_version,
-            input_version=input_version,
-            key_fields=key_fields,
-        )
+        if files is not None:
+            shadow_version = shadow_scoring.commit_shadow_files(
+                challengers,
+                files,
+                job=job,
+                ds=day,
+                run_id=run_id,
+                txn_version=txn_version,
+                input_version=input_version,
+            )
+        else:
+            assert staged is not None
+            shadow_version = shadow_scoring.publish_shadow(
+                spark,
+                staged,
+                challengers,
+                job=job,
+                ds=day,
+                run_id=run_id,
+                txn_version=txn_version,
+                input_version=input_version,
+                key_fields=key_fields,
+            )
     except Exception as exc:
         error = f"shadow publish failed: {type(exc).__name__}: {str(exc)[:500]}"
         for c in challengers:
@@ -1161,6 +1210,39 @@ def _ship_model_archive(spark: SparkSession, model_dir: Path, model: ResolvedMod
         if "already" not in str(exc).lower():
             raise
     return archive.name
+
+
+def _direct_output_folder(
+    spark: SparkSession,
+    job: ScoringJob,
+    day: date,
+    run_id: str,
+    key_fields: list[Any],
+    challengers: list[shadow_scoring.Challenger],
+    plan: PartitionRead | None,
+) -> str | None:
+    """The run's folder in the prediction table when the scoring pass writes the files to
+    publish there directly, else None (staging): the table must exist and take delta-rs
+    commits and, with challengers, the tasks must write the files themselves (``plan``) into
+    a shadow table that does too. A retry of a run whose earlier attempt committed uses
+    staging, whose publish then finds that commit and does nothing."""
+    part_col = job.features.partition_column
+    if not tables.commits_with_delta_rs(job.output.table):
+        return None
+    tables_written = [job.output.table]
+    if any(c.active and c.model is not None for c in challengers):
+        if plan is None:
+            return None
+        shadow_scoring.ensure_shadow_table(spark, job, key_fields)
+        if not tables.commits_with_delta_rs(job.shadow_table):
+            return None
+        tables_written.append(job.shadow_table)
+    for uri in tables_written:
+        # files an earlier attempt of this run left uncommitted go; committed ones stay
+        tables.remove_uncommitted_run_folder(uri, part_col, day, run_id)
+        if os.path.exists(tables.run_folder(uri, part_col, day, run_id)):
+            return None
+    return tables.run_folder(job.output.table, part_col, day, run_id)
 
 
 def _file_plan(

@@ -5,6 +5,7 @@ MLflow registry with several versions, real Delta tables (checked with delta-rs,
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import date
 
@@ -124,6 +125,55 @@ def test_shadow_scores_both_tables_in_one_read_and_records_the_comparison(world,
 
     result = score_partition(job, day, platform=world.platform, spark=spark)
 
+    details = _both_tables_published_and_compared(world, job, result, registry, day)
+    # the feature partition was read once, by Spark's own scan metrics, although validation
+    # (Great Expectations, several Spark jobs) and two models ran over it
+    (lineage,) = lineage_rows(world, run_id=result.run_id)
+    assert details["source_scan"]["scans"] == 1
+    assert details["source_scan"]["rows"] == ROWS_PER_DAY
+    assert lineage["validation_status"] == "passed"
+
+
+def test_without_validation_the_tasks_write_both_tables_files_themselves(world, spark, registry):
+    """The file reader's path: the scoring tasks write the champion's files into the
+    prediction table's folder and the challenger's into the shadow table's, return the
+    comparison's partial sums, and two delta-rs commits publish them. Same tables, same
+    scores, same comparison as the staging path."""
+    _set_champion(world, registry.champion)
+    _write_job(
+        world, "[{alias: challenger}, {alias: no_such_alias}]", "validation: {enabled: false}\n"
+    )
+    job = world.job(JOB)
+    day = DAYS[1]
+    # the first publish of each table takes the staging path; this run the direct one
+    score_partition(job, DAYS[0], platform=world.platform, spark=spark)
+
+    result = score_partition(job, day, platform=world.platform, spark=spark)
+
+    details = _both_tables_published_and_compared(world, job, result, registry, day)
+    assert (details["publish_path"], details["score_writer"]) == ("commit", "python")
+    folder = tables.run_folder(job.shadow_table, "ds", day, result.run_id)
+    shadow_files = {a["path"] for a in _add_actions(job.shadow_table)}
+    assert all(
+        f"lakescore-{result.run_id}/" in p
+        for p in shadow_files
+        if p.startswith("ds=" + day.isoformat())
+    )
+    assert sorted(os.listdir(folder)) == sorted(
+        p.rsplit("/", 1)[1] for p in shadow_files if p.startswith("ds=" + day.isoformat())
+    )
+
+
+def _add_actions(uri: str) -> list[dict]:
+    from deltalake import DeltaTable
+
+    return pa.table(DeltaTable(uri).get_add_actions(flatten=True)).to_pylist()
+
+
+def _both_tables_published_and_compared(world, job, result, registry, day) -> dict:
+    """The champion's scores in the prediction table, the challenger's in the shadow table,
+    each its model's own predict_proba, and the comparison in lineage and the metrics table
+    as numpy computes it from the published scores. Returns lineage ``details``."""
     # champion -> prediction table, unchanged layout, champion version only
     scores = _partition(job.output.table, day)
     assert scores.num_rows == ROWS_PER_DAY
@@ -148,13 +198,8 @@ def test_shadow_scores_both_tables_in_one_read_and_records_the_comparison(world,
     np.testing.assert_allclose(challenger_scores, _predict(world, registry.challenger, features))
     assert not np.allclose(champion_scores, challenger_scores)
 
-    # the feature partition was read once, by Spark's own scan metrics, although validation
-    # (Great Expectations, several Spark jobs) and two models ran over it
     (lineage,) = lineage_rows(world, run_id=result.run_id)
     details = json.loads(lineage["details"])
-    assert details["source_scan"]["scans"] == 1
-    assert details["source_scan"]["rows"] == ROWS_PER_DAY
-    assert lineage["validation_status"] == "passed"
 
     # the challenger that does not resolve is recorded, and did not block anything
     by_ref = {c["reference"]: c for c in details["shadow"]["challengers"]}
@@ -192,6 +237,9 @@ def test_shadow_scores_both_tables_in_one_read_and_records_the_comparison(world,
     )
     assert ok["psi_champion"] == pytest.approx(expected_psi, rel=1e-9)
     assert ok["bin_counts"] == np.histogram(challenger_scores, edges)[0].tolist()
+    assert ok["mean"] == pytest.approx(float(challenger_scores.mean()), rel=1e-12)
+    assert ok["std"] == pytest.approx(float(challenger_scores.std()), rel=1e-9)
+    return details
 
 
 def test_scan_metric_counts_a_second_read(world, spark, registry):
@@ -311,12 +359,17 @@ def test_a_challenger_that_cannot_be_loaded_does_not_block_the_champion(world, s
     assert tables.table_version(job.shadow_table) == shadow_before
 
 
-def test_a_challenger_that_fails_in_the_workers_does_not_block_the_champion(world, spark, registry):
+@pytest.mark.parametrize("validation", ["on", "off"])
+def test_a_challenger_that_fails_in_the_workers_does_not_block_the_champion(
+    world, spark, registry, validation
+):
     """A challenger that loads but raises in the Python workers: null scores there, the
-    driver marks it failed, the champion publishes, the shadow partition stays as it was."""
+    driver marks it failed, the champion publishes, the shadow partition stays as it was.
+    Without validation the tasks write the files: the failed challenger's are removed."""
     _set_champion(world, registry.champion)
     failing = _register_failing_in_workers(world)
-    _write_job(world, "[{alias: fails_in_workers}]")
+    extra = "validation: {enabled: false}\n" if validation == "off" else ""
+    _write_job(world, "[{alias: fails_in_workers}]", extra)
     job = world.job(JOB)
     shadow_before = tables.table_version(job.shadow_table)
 
@@ -327,6 +380,10 @@ def test_a_challenger_that_fails_in_the_workers_does_not_block_the_champion(worl
     )
     assert entry["status"] == "failed" and "rows not scored" in entry["error"]
     assert tables.table_version(job.shadow_table) == shadow_before
+    assert not os.path.exists(tables.run_folder(job.shadow_table, "ds", DAYS[2], result.run_id))
+    (lineage,) = lineage_rows(world, run_id=result.run_id)
+    expected_path = "commit" if validation == "off" else "staging"
+    assert json.loads(lineage["details"])["publish_path"] == expected_path
 
 
 def test_challenger_with_other_features_is_a_config_error_naming_it(world, spark, registry):

@@ -127,6 +127,31 @@ def test_dead_attempt_becomes_an_abandoned_lineage_row_and_its_staging_goes(setu
     assert len(lineage(platform)) == 1
 
 
+def test_a_dead_attempts_uncommitted_files_in_both_tables_go(setup) -> None:
+    """Files a dead attempt's tasks wrote into the run folders of the prediction and the
+    shadow table, never committed, are removed with its staging."""
+    from lakescore import tables
+
+    platform, job = setup
+    pid, _ = dead_pid()
+    staged_attempt(platform, "dead", pid=pid)
+    folders = [
+        tables.run_folder(uri, "ds", DAY, "dead") for uri in (job.output.table, job.shadow_table)
+    ]
+    for folder in folders:
+        os.makedirs(folder)
+        Path(folder, "part-00000-0-x.parquet").write_bytes(b"scores")
+    other = tables.run_folder(job.output.table, "ds", DAY, "another-run")
+    os.makedirs(other)
+
+    report = recover_abandoned(platform, job)
+
+    assert [a["run_id"] for a in report.abandoned] == ["dead"]
+    assert not any(os.path.exists(f) for f in folders)
+    assert all(any(f in removed for removed in report.removed_staging) for f in folders)
+    assert os.path.isdir(other)  # another run's folder is not the dead attempt's
+
+
 def test_marker_from_another_host_is_abandoned_only_when_stale(setup) -> None:
     platform, job = setup
     marker = staged_attempt(platform, "elsewhere")

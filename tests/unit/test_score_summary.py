@@ -124,3 +124,44 @@ def test_a_challenger_without_scores_has_no_comparison_figures() -> None:
     assert (summary.rows, summary.scored, summary.bad) == (2, 0, 0)
     assert summary.correlation is None and summary.mean_difference is None
     assert summary.flip_share is None and summary.std is None
+
+
+def test_units_are_cut_into_tasks_of_equal_rows_covering_each_row_once(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    from lakescore.file_scoring import ReadUnit, _read_unit_batches, split_units
+
+    # two files of 3 row groups; units as plan_partition_read makes them (whole groups)
+    units = []
+    for f in range(2):
+        path = str(tmp_path / f"f{f}.parquet")
+        ids = list(range(f * 70_000, (f + 1) * 70_000))
+        pq.write_table(pa.table({"id": ids}), path, row_group_size=25_000)  # 25k, 25k, 20k
+        units += [ReadUnit(path, (0, 1), 50_000), ReadUnit(path, (2,), 20_000)]
+
+    pieces, groups = split_units(units, 3)
+
+    read = [
+        [
+            row
+            for i in group
+            for b in _read_unit_batches(pieces[i], ["id"], 10_000)
+            for row in b["id"].to_pylist()
+        ]
+        for group in groups
+    ]
+    assert sorted(row for rows in read for row in rows) == list(range(140_000))
+    assert [len(rows) for rows in read] == [46_667, 46_666, 46_667]
+    assert len(pieces) <= len(units) + 3 - 1  # cut at most once per task boundary
+
+
+def test_no_sliver_is_cut_and_units_of_unknown_size_are_whole() -> None:
+    from lakescore.file_scoring import ReadUnit, split_units
+
+    # the boundary falls 5,000 rows into the second unit: no 5,000-row piece is cut
+    pieces, groups = split_units([ReadUnit("a", rows=95_000), ReadUnit("b", rows=105_000)], 2)
+    assert all(p.limit is None and p.skip == 0 for p in pieces)
+    assert groups == ((0,), (1,))
+    unknown = [ReadUnit("a"), ReadUnit("b", rows=10)]
+    pieces, groups = split_units(unknown, 2)
+    assert pieces == tuple(unknown) and sorted(i for g in groups for i in g) == [0, 1]
