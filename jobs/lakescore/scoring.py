@@ -441,15 +441,19 @@ def written_stats(
 ) -> WrittenStats:
     """:class:`WrittenStats` of the scores written to ``folder`` (``staged()`` reads it).
 
-    DuckDB reads the folder's Parquet files directly when they are local: no Spark job (a
-    distinct count is a shuffle), about 0.3 s for 2M rows against 1-2 s in the JVM. Other
-    folders go through one Spark aggregation over the key and score columns."""
+    When they are local, the folder's Parquet files are read directly, with no Spark job (a
+    distinct count is a shuffle): DuckDB counts the distinct keys and pyarrow takes the
+    exact quantiles (the lower of the two middle values; pyarrow sorts one column in half
+    the time of DuckDB's ``quantile_disc``), about 0.2 s for 2M rows against 1-2 s in the
+    JVM. Other folders go through one Spark aggregation over the key and score columns."""
     from lakescore.monitoring import QUANTILES
 
     if "://" not in folder.removeprefix("file://"):
         import glob
 
         import duckdb
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
 
         files = sorted(glob.glob(f"{glob.escape(folder.removeprefix('file://'))}/*.parquet"))
         if not files:
@@ -458,12 +462,16 @@ def written_stats(
         not_null = " AND ".join(f'"{k}" IS NOT NULL' for k in key_columns)
         with duckdb.connect() as con:
             row = con.execute(
-                f"SELECT count(DISTINCT ({keys})) FILTER (WHERE {not_null}), "
-                f'quantile_disc("{layout.SCORE}", ?) FROM read_parquet(?)',
-                [list(QUANTILES), files],
+                f"SELECT count(DISTINCT ({keys})) FILTER (WHERE {not_null}) FROM read_parquet(?)",
+                [files],
             ).fetchone()
         assert row is not None
-        return WrittenStats(int(row[0] or 0), [float(q) for q in row[1] or []])
+        scores = pq.read_table(files, columns=[layout.SCORE], memory_map=True)[layout.SCORE]
+        quantiles = []
+        if len(scores) > scores.null_count:
+            found = pc.quantile(scores, q=list(QUANTILES), interpolation="lower")
+            quantiles = [float(q) for q in found.to_pylist()]
+        return WrittenStats(int(row[0] or 0), quantiles)
 
     from pyspark.sql import functions as F
 

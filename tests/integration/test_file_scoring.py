@@ -104,6 +104,7 @@ def test_a_run_without_validation_scores_through_the_files_and_publishes_exact_s
 
     import mlflow.sklearn
 
+    from lakescore.monitoring import QUANTILES
     from lakescore.run import score_partition
     from tests.conftest import lineage_rows
 
@@ -161,6 +162,20 @@ def test_a_run_without_validation_scores_through_the_files_and_publishes_exact_s
     actions = pa.table(DeltaTable(job.output.table).get_add_actions(flatten=True))
     mine = actions.filter(pc.starts_with(actions["path"], f"ds={DAYS[2].isoformat()}/"))
     assert mine["min.scored_at"].null_count == 0  # files can be skipped by time
+
+    # the drift metrics of the run: exact lower quantiles and the histogram of the scores
+    (metrics,) = [
+        m
+        for m in tables.read_table(world.platform.metrics_table).to_pylist()
+        if m["run_id"] == second.run_id
+    ]
+    scores = np.sort(day["score"].to_numpy())
+    quantiles = dict(metrics["quantiles"])
+    assert sorted(map(float, quantiles)) == list(QUANTILES)
+    for q, value in quantiles.items():
+        assert value == scores[int(np.floor(float(q) * (len(scores) - 1)))], q
+    assert metrics["bin_counts"] == np.histogram(scores, np.linspace(0, 1, 11))[0].tolist()
+    assert metrics["mean"] == pytest.approx(float(scores.mean()), rel=1e-12)
 
 
 def test_tasks_write_their_own_files_whose_rows_and_sums_match_spark(world, spark, tmp_path):
