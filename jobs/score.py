@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from lakescore.cli import main
+from lakescore.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(["score", *sys.argv[1:]]))
+    entry(["score", *sys.argv[1:]])

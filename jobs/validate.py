@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from lakescore.cli import main
+from lakescore.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(["validate", *sys.argv[1:]]))
+    entry(["validate", *sys.argv[1:]])

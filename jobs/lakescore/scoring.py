@@ -487,8 +487,35 @@ def written_stats(
     return WrittenStats(int(row["n"] or 0), [float(q) for q in row["q"] or []])
 
 
+class _PartialSums:
+    """What the task summaries share: the score bounds and histogram part of a merge, and a
+    JSON round trip (one string column per task row back to the driver)."""
+
+    score_min: float | None
+    score_max: float | None
+    bin_counts: list[int]
+
+    def _merge_bounds_and_bins(self, other: _PartialSums) -> None:
+        if other.score_min is not None and other.score_max is not None:
+            first = self.score_min is None or self.score_max is None
+            self.score_min = other.score_min if first else min(self.score_min, other.score_min)
+            self.score_max = other.score_max if first else max(self.score_max, other.score_max)
+        self.bin_counts = [a + b for a, b in zip(self.bin_counts, other.bin_counts, strict=True)]
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> Any:
+        import json
+
+        return cls(**json.loads(text))
+
+
 @dataclass
-class ScoreSummary:
+class ScoreSummary(_PartialSums):
     """The audit's and the drift histogram's partial sums over scored rows, for scoring tasks
     that write their own files (:mod:`lakescore.file_scoring`): each task sums its batches,
     the driver merges the tasks' summaries, and :meth:`metrics` gives the values that
@@ -568,22 +595,7 @@ class ScoreSummary:
             self.bad_values[label] = self.bad_values.get(label, 0) + count
         self.non_finite += other.non_finite
         self.out_of_range += other.out_of_range
-        if other.score_min is not None and other.score_max is not None:
-            first = self.score_min is None or self.score_max is None
-            self.score_min = other.score_min if first else min(self.score_min, other.score_min)
-            self.score_max = other.score_max if first else max(self.score_max, other.score_max)
-        self.bin_counts = [a + b for a, b in zip(self.bin_counts, other.bin_counts, strict=True)]
-
-    def to_json(self) -> str:
-        import json
-
-        return json.dumps(self.__dict__)
-
-    @classmethod
-    def from_json(cls, text: str) -> ScoreSummary:
-        import json
-
-        return cls(**json.loads(text))
+        self._merge_bounds_and_bins(other)
 
     def metrics(self) -> dict[str, Any]:
         """The observed-metric names of :func:`audit_expressions` (``checked=True``) and
@@ -609,7 +621,7 @@ class ScoreSummary:
 
 
 @dataclass
-class ComparisonSummary:
+class ComparisonSummary(_PartialSums):
     """A challenger's scores against the champion's on the same rows, as partial sums that
     scoring tasks return and the driver merges: what :func:`lakescore.shadow.compare` gets
     from one Spark aggregation over the staged scores. A challenger score is *good* when it
@@ -688,22 +700,7 @@ class ComparisonSummary:
         self.scored += other.scored
         self.bad += other.bad
         self.flips += other.flips
-        if other.score_min is not None and other.score_max is not None:
-            first = self.score_min is None or self.score_max is None
-            self.score_min = other.score_min if first else min(self.score_min, other.score_min)
-            self.score_max = other.score_max if first else max(self.score_max, other.score_max)
-        self.bin_counts = [a + b for a, b in zip(self.bin_counts, other.bin_counts, strict=True)]
-
-    def to_json(self) -> str:
-        import json
-
-        return json.dumps(self.__dict__)
-
-    @classmethod
-    def from_json(cls, text: str) -> ComparisonSummary:
-        import json
-
-        return cls(**json.loads(text))
+        self._merge_bounds_and_bins(other)
 
     @property
     def correlation(self) -> float | None:
