@@ -711,6 +711,11 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
         print(f"abandoned attempt {item['run_id']} (died in {item['last_stage']}): recorded")
     for folder in report.removed_staging:
         print(f"removed staging {folder}")
+    for uri, done in report.compacted.items():
+        if "error" in done:
+            print(f"not compacted {uri}: {done['error']}")
+        elif done["files_removed"]:
+            print(f"compacted {uri}: {done['files_removed']} files -> {done['files_added']}")
     verb = "deleted" if report.orphans_deleted else "would delete"
     print(
         f"{job.name}: {len(report.abandoned)} abandoned attempts recorded, "

@@ -228,7 +228,14 @@ def previous_published(uri: str, job: str, ds: date) -> tuple[date, list[float],
     """The latest published champion histogram of ``job`` for a partition before ``ds``."""
     from lakescore import tables
 
-    rows = tables.select_rows(uri, sort_by="computed_at", job=job, role="champion", published=True)
+    rows = tables.select_rows(
+        uri,
+        sort_by="computed_at",
+        columns=["ds", "bin_edges", "bin_counts"],
+        job=job,
+        role="champion",
+        published=True,
+    )
     rows = [r for r in rows if r["ds"] < ds]
     if not rows:
         return None

@@ -132,6 +132,8 @@ class MaintenanceReport:
     removed_staging: list[str] = field(default_factory=list)
     orphan_files: list[str] = field(default_factory=list)
     orphans_deleted: bool = False
+    # shared table -> {"files_removed": n, "files_added": m} (or {"error": ...})
+    compacted: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +142,7 @@ class MaintenanceReport:
             "removed_staging": self.removed_staging,
             "orphan_files": self.orphan_files,
             "orphans_deleted": self.orphans_deleted,
+            "compacted": self.compacted,
         }
 
 
@@ -319,6 +322,30 @@ def vacuum_uncommitted(
     report.orphans_deleted = not dry_run
 
 
+def compact_shared_tables(platform: PlatformConfig, report: MaintenanceReport) -> None:
+    """The lineage and metrics tables (shared by every job) grow by one small file per run;
+    every drift check and report reads the metrics table, so after a year of runs it would
+    open thousands of files. delta-rs OPTIMIZE (compact) rewrites them into few; the old
+    files stay for time travel until VACUUM. A compaction that loses a race with a run's
+    append is reported and left for the next maintenance."""
+    from deltalake import DeltaTable
+
+    from lakescore import tables
+
+    for uri in (platform.lineage_table, platform.metrics_table):
+        if not tables.table_exists(uri):
+            continue
+        try:
+            metrics = DeltaTable(uri).optimize.compact()
+        except Exception as exc:  # a concurrent commit; nothing is lost, the files stay
+            report.compacted[uri] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            continue
+        report.compacted[uri] = {
+            "files_removed": int(metrics.get("numFilesRemoved", 0)),
+            "files_added": int(metrics.get("numFilesAdded", 0)),
+        }
+
+
 def maintain(
     platform: PlatformConfig,
     job: ScoringJob,
@@ -328,11 +355,13 @@ def maintain(
     dry_run: bool = False,
 ) -> MaintenanceReport:
     """``lakescore maintenance --job J``: abandoned attempts -> lineage, stale staging removed,
-    uncommitted/expired files of the prediction table vacuumed (``dry_run``: only listed)."""
+    the shared lineage and metrics tables compacted, uncommitted/expired files of the
+    prediction table vacuumed (``dry_run``: only listed)."""
     report = MaintenanceReport(job.name)
     if not dry_run:
         recover_abandoned(platform, job, stale_after=stale_after, report=report)
         remove_stray_staging(platform, job, older_than=stale_after, report=report)
+        compact_shared_tables(platform, report)
     vacuum_uncommitted(
         job.output.table, retention_hours=retention_hours, dry_run=dry_run, report=report
     )

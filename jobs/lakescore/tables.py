@@ -236,9 +236,11 @@ def table_schema(uri: str, version: int | None = None) -> pa.Schema:
     return pa.schema(_delta_table(uri, version).schema().to_arrow())
 
 
-def select_rows(uri: str, *, sort_by: str, **equals: Any) -> list[dict[str, Any]]:
-    """Rows whose columns equal ``equals`` (filter pushed down by delta-rs), sorted ascending
-    by ``sort_by``; empty if the table does not exist."""
+def select_rows(
+    uri: str, *, sort_by: str, columns: list[str] | None = None, **equals: Any
+) -> list[dict[str, Any]]:
+    """Rows whose columns equal ``equals`` (the filter and the ``columns`` read are pushed
+    down into the scan), sorted ascending by ``sort_by``; empty if the table does not exist."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds_mod
 
@@ -248,9 +250,8 @@ def select_rows(uri: str, *, sort_by: str, **equals: Any) -> list[dict[str, Any]
     for column, value in equals.items():
         term = ds_mod.field(column) == value
         expression = term if expression is None else expression & term
-    rows = read_table(uri)
-    if expression is not None:
-        rows = rows.filter(expression)
+    wanted = None if columns is None else list(dict.fromkeys([*columns, sort_by]))
+    rows = _delta_table(uri).to_pyarrow_dataset().to_table(filter=expression, columns=wanted)
     rows = rows.take(pc.sort_indices(rows, sort_keys=[(sort_by, "ascending")]))
     return rows.to_pylist()
 

@@ -178,6 +178,49 @@ def test_maintenance_removes_stale_unmarked_staging(setup) -> None:
     assert not (Path(platform.staging_root) / "churn").joinpath(DAY.isoformat()).exists()
 
 
+def test_maintenance_compacts_the_shared_tables_and_keeps_every_row(setup) -> None:
+    """One small file per run in the metrics and lineage tables: maintenance rewrites them
+    into one, the rows and the reads of them (drift's previous partition) unchanged."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from lakescore import layout, tables
+    from lakescore.lineage import append_lineage
+    from lakescore.monitoring import previous_published
+
+    platform, job = setup
+    for i in range(6):
+        row = {
+            "run_id": f"r{i}",
+            "job": "churn",
+            "ds": date(2026, 11, 10 + i),
+            "role": "champion",
+            "computed_at": utcnow(),
+            "published": True,
+            "drift_status": "ok",
+            "bin_edges": [0.0, 0.5, 1.0],
+            "bin_counts": [i, 10 - i],
+        }
+        write_deltalake(
+            platform.metrics_table,
+            pa.Table.from_pylist([row], schema=layout.metrics_schema()),
+            mode="append",
+        )
+        append_lineage(platform.lineage_table, [record(f"r{i}")])
+    before = previous_published(platform.metrics_table, "churn", date(2026, 11, 15))
+    rows_before = tables.read_table(platform.metrics_table).sort_by("run_id")
+
+    report = maintain(platform, job)
+
+    assert report.compacted[platform.metrics_table] == {"files_removed": 6, "files_added": 1}
+    assert report.compacted[platform.lineage_table]["files_removed"] == 6
+    assert len(DeltaTable(platform.metrics_table).file_uris()) == 1
+    assert tables.read_table(platform.metrics_table).sort_by("run_id").equals(rows_before)
+    assert before == (date(2026, 11, 14), [0.0, 0.5, 1.0], [4, 6])
+    assert previous_published(platform.metrics_table, "churn", date(2026, 11, 15)) == before
+    assert report.to_dict()["compacted"] == report.compacted
+
+
 def test_fault_point_kills_only_when_named() -> None:
     code = (
         "from lakescore.recovery import fault_point; fault_point('before_publish'); print('alive')"
