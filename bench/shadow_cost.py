@@ -6,10 +6,10 @@ pass, through ``lakescore.run.score_partition``.
 Builds a throwaway world under a temp dir (registry with three HistGradientBoosting versions,
 a one-day feature table), warms the session up, then runs each configuration ``--repeat``
 times (validation off, to isolate scoring) and prints one JSON object: per configuration the
-minimum wall seconds of the run, of its ``score`` stage (the one pass that writes the staged
-output), of the ``shadow`` stage (comparison publish), and the rows Spark's scan metrics say
-were read from the feature table (``details.source_scan``): the same for every configuration
-when the partition is read once.
+minimum wall seconds of the run, of its ``score`` stage (the one pass that reads the
+partition and writes every model's files), of the ``shadow`` stage (comparison publish), and
+the rows Spark's scan metrics say were read from the feature table (``details.source_scan``):
+0 when the scoring tasks read the files themselves (validation off, local table).
 """
 
 from __future__ import annotations
