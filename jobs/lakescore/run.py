@@ -757,8 +757,7 @@ def _compare_challengers(
             shadow_scoring.compare_summaries(
                 challengers, comparisons, champion_counts=drift.distribution.bin_counts
             )
-        else:
-            assert staged is not None
+        elif staged is not None:  # else no challenger was active: nothing to compare
             shadow_scoring.compare(
                 staged,
                 challengers,
@@ -814,8 +813,7 @@ def _publish_challengers(
                 txn_version=txn_version,
                 input_version=input_version,
             )
-        else:
-            assert staged is not None
+        elif staged is not None:  # else no challenger was active: the shadow table stays
             shadow_version = shadow_scoring.publish_shadow(
                 spark,
                 staged,

@@ -357,6 +357,8 @@ def test_a_challenger_that_cannot_be_loaded_does_not_block_the_champion(world, s
     entry = _challenger_failed_and_champion_published(world, job, result, registry.champion, broken)
     assert entry["status"] == "failed" and "not loaded" in entry["error"]
     assert tables.table_version(job.shadow_table) == shadow_before
+    (lineage,) = lineage_rows(world, run_id=result.run_id)
+    assert json.loads(lineage["details"])["shadow"]["error"] is None  # nothing else failed
 
 
 @pytest.mark.parametrize("validation", ["on", "off"])
