@@ -533,8 +533,7 @@ def child_score_stage(
         scored.write.mode("overwrite").parquet(str(out / "spark"))
         return time.perf_counter() - t
 
-    def file_reader(n: int) -> float:
-        t = time.perf_counter()
+    def plan_for(n: int, min_tasks: int) -> Any:
         plan = plan_partition_read(
             world["feature_table"],
             PART,
@@ -542,9 +541,14 @@ def child_score_stage(
             version,
             [KEY],
             features,
-            min_tasks=spark.sparkContext.defaultParallelism,
+            min_tasks=min_tasks,
         )
         assert plan is not None
+        return plan
+
+    def file_reader(n: int) -> float:
+        t = time.perf_counter()
+        plan = plan_for(n, spark.sparkContext.defaultParallelism)
         slot = ModelSlot.of(resolved, model_dir, features)
         scored = score_partition_files(spark, plan, [slot], [KEY])
         scored.write.mode("overwrite").parquet(str(out / "files"))
@@ -553,16 +557,7 @@ def child_score_stage(
     def python_writer(n: int) -> float:
         """What run.py does on its commit path: the tasks read, score and write the files."""
         t = time.perf_counter()
-        plan = plan_partition_read(
-            world["feature_table"],
-            PART,
-            _date.fromisoformat(world["days"][str(n)]["ds"]),
-            version,
-            [KEY],
-            features,
-            min_tasks=2 * spark.sparkContext.defaultParallelism,
-        )
-        assert plan is not None
+        plan = plan_for(n, 2 * spark.sparkContext.defaultParallelism)
         slot = ModelSlot.of(resolved, model_dir, features)
         folder = out / f"python-{n}-{time.monotonic_ns()}"
         output = FileOutput(

@@ -44,6 +44,14 @@ def prediction_schema(key_fields: list[pa.Field], partition_column: str) -> pa.S
     )
 
 
+def data_file_schema(table_schema: pa.Schema, partition_column: str) -> pa.Schema:
+    """A table's data files: every column but the partition (it lives in the Delta log), all
+    nullable as Spark writes them; the publish commit checks the null counts."""
+    import pyarrow as pa
+
+    return pa.schema([f.with_nullable(True) for f in table_schema if f.name != partition_column])
+
+
 def lineage_schema() -> pa.Schema:
     """One row per run attempt (and per rollback / erasure later). Append-only."""
     import pyarrow as pa

@@ -488,7 +488,9 @@ def _run(
             # histogram's partial sums: no scored row goes through the JVM.
             output = FileOutput(
                 folder=data_dir,
-                schema=_data_file_schema(key_fields, part_col),
+                schema=layout.data_file_schema(
+                    layout.prediction_schema(key_fields, part_col), part_col
+                ),
                 constants={
                     layout.MODEL_NAME: model.name,
                     layout.MODEL_VERSION: int(model.version),
@@ -1266,15 +1268,6 @@ def _file_plan(
         min_tasks=2 * spark.sparkContext.defaultParallelism,
     )
     return plan if plan is not None and plan.units else None
-
-
-def _data_file_schema(key_fields: list[Any], partition_column: str) -> Any:
-    """The prediction table's data files: every column but the partition (it lives in the
-    log), all nullable as Spark writes them; the commit checks the null counts."""
-    import pyarrow as pa
-
-    schema = layout.prediction_schema(key_fields, partition_column)
-    return pa.schema([f.with_nullable(True) for f in schema if f.name != partition_column])
 
 
 def _split_for_parallelism(spark: SparkSession, partition_bytes: int) -> None:

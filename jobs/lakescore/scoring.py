@@ -491,9 +491,14 @@ class _PartialSums:
     """What the task summaries share: the score bounds and histogram part of a merge, and a
     JSON round trip (one string column per task row back to the driver)."""
 
+    bins: int
     score_min: float | None
     score_max: float | None
     bin_counts: list[int]
+
+    def __post_init__(self) -> None:  # run by the dataclasses' __init__
+        if not self.bin_counts:
+            self.bin_counts = [0] * self.bins
 
     def _merge_bounds_and_bins(self, other: _PartialSums) -> None:
         if other.score_min is not None and other.score_max is not None:
@@ -539,10 +544,6 @@ class ScoreSummary(_PartialSums):
     score_min: float | None = None
     score_max: float | None = None
     bin_counts: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.bin_counts:
-            self.bin_counts = [0] * self.bins
 
     def add(
         self, keys: Sequence[pa.Array], scores: pa.Array, flags: pa.Array | None = None
@@ -646,10 +647,6 @@ class ComparisonSummary(_PartialSums):
     score_min: float | None = None
     score_max: float | None = None
     bin_counts: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.bin_counts:
-            self.bin_counts = [0] * self.bins
 
     def add(self, champion: pa.Array, challenger: pa.Array) -> None:
         import numpy as np

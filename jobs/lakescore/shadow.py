@@ -485,16 +485,13 @@ def shadow_file_output(
 ) -> Any:
     """Where the scoring tasks write this challenger's scores: its files in the run's folder
     of the shadow table, in the shadow layout (:class:`lakescore.file_scoring.FileOutput`)."""
-    import pyarrow as pa
-
     from lakescore.file_scoring import FileOutput
 
     assert challenger.model is not None
     part = job.features.partition_column
-    schema = layout.shadow_schema(key_fields, part)
     return FileOutput(
         folder=tables.run_folder(job.shadow_table, part, ds, run_id),
-        schema=pa.schema([f.with_nullable(True) for f in schema if f.name != part]),
+        schema=layout.data_file_schema(layout.shadow_schema(key_fields, part), part),
         constants={
             layout.MODEL_NAME: challenger.model.name,
             layout.MODEL_VERSION: int(challenger.model.version),
