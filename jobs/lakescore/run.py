@@ -7,8 +7,10 @@ Delta commit that replaces partition ds.
 Any failure leaves the prediction table exactly as it was, and every attempt (success or
 failure) leaves one lineage row.
 
-Cheap, JVM-free checks come first (partition exists and has rows, model resolves, signature
-matches the feature table), so bad input fails in seconds without starting Spark.
+Cheap, JVM-free checks come first (partition exists, entity keys present), so the commonest bad
+input fails in a second without starting Spark. The JVM then starts in the background while the
+model resolves (signature against the feature table) and loads; a model that fails those checks
+fails the run before any Spark work.
 """
 
 from __future__ import annotations
@@ -355,37 +357,21 @@ def _run(
                     key="features.entity_keys",
                 )
 
-    with stages("resolve_model", job.model.reference):
-        model = resolve_model_version(platform, job.model, model_version, job=job.name)
-        record.model_name = model.name
-        record.model_version = model.version
-        record.model_alias = model.alias
-        record.model_run_id = model.run_id
-        record.model_source = model.source
-        explicit = job.features.columns if isinstance(job.features.columns, list) else None
-        features = check_signature(
-            model, feature_schema, explicit, job=job.name, table=job.features.table
-        )
-        progress.stage("resolve_model", f"{model.name} version {model.version}")
-        challengers: list[shadow_scoring.Challenger] = []
-        if request.shadow and job.shadow.enabled and not request.validate_only:
-            challengers = shadow_scoring.resolve_challengers(
-                platform, job, model, feature_schema, features
-            )
-            for c in challengers:
-                version = f" version {c.model.version}" if c.model else ""
-                progress.stage("resolve_model", f"challenger {c.reference}{version}: {c.status}")
-
-    if info.rows == 0 and job.output.on_empty_partition == "fail":
-        raise BadInputError(
-            f"partition {part_col}={day} of the feature table is empty "
-            "(set output.on_empty_partition: publish_empty to publish an empty partition)",
-            file=job.features.table,
-        )
-
-    # The JVM starts in the background while the driver downloads and loads the model(s).
-    starting = _BackgroundSession(platform, job) if spark is None else None
+    # The JVM starts in the background once the partition is known to exist (a missing
+    # partition, the commonest bad input, never starts one); its launch and the Python
+    # workers' warm-up (seconds) overlap the model's resolution, download and load.
+    empty_fails = info.rows == 0 and job.output.on_empty_partition == "fail"
+    starting = _BackgroundSession(platform, job) if spark is None and not empty_fails else None
     try:
+        model, features, challengers = _resolve_models(
+            request, job, platform, model_version, feature_schema, record, stages, progress
+        )
+        if empty_fails:
+            raise BadInputError(
+                f"partition {part_col}={day} of the feature table is empty "
+                "(set output.on_empty_partition: publish_empty to publish an empty partition)",
+                file=job.features.table,
+            )
         with stages("load_model"):
             model_dir = download_model(platform, model, job=job.name)
             scorer = guards.check_model_loadable(model_dir, model, job=job.name)
@@ -741,6 +727,41 @@ def _run(
         output_version=version,
         seconds=(utcnow() - record.started_at).total_seconds(),
     )
+
+
+def _resolve_models(
+    request: _Request,
+    job: ScoringJob,
+    platform: PlatformConfig,
+    model_version: int | None,
+    feature_schema: dict[str, str],
+    record: LineageRecord,
+    stages: _Stages,
+    progress: ProgressReporter,
+) -> tuple[ResolvedModel, list[str], list[shadow_scoring.Challenger]]:
+    """Pins the champion's version (and the challengers'), checks the signatures against the
+    feature table and records the champion in lineage."""
+    with stages("resolve_model", job.model.reference):
+        model = resolve_model_version(platform, job.model, model_version, job=job.name)
+        record.model_name = model.name
+        record.model_version = model.version
+        record.model_alias = model.alias
+        record.model_run_id = model.run_id
+        record.model_source = model.source
+        explicit = job.features.columns if isinstance(job.features.columns, list) else None
+        features = check_signature(
+            model, feature_schema, explicit, job=job.name, table=job.features.table
+        )
+        progress.stage("resolve_model", f"{model.name} version {model.version}")
+        challengers: list[shadow_scoring.Challenger] = []
+        if request.shadow and job.shadow.enabled and not request.validate_only:
+            challengers = shadow_scoring.resolve_challengers(
+                platform, job, model, feature_schema, features
+            )
+            for c in challengers:
+                version = f" version {c.model.version}" if c.model else ""
+                progress.stage("resolve_model", f"challenger {c.reference}{version}: {c.status}")
+    return model, features, challengers
 
 
 def _compare_challengers(
@@ -1128,9 +1149,9 @@ _TABLE_CREATION_WAIT_S = 60.0
 
 class _BackgroundSession:
     """Builds the Spark session in a thread, then warms the Python workers (and the output
-    table's Delta snapshot when delta-spark will publish): the JVM launch and those first-use costs (seconds) overlap the
-    driver's model download and load. Started only after the cheap checks and the model
-    resolution passed, so bad input of those kinds never starts a JVM."""
+    table's Delta snapshot when delta-spark will publish): the JVM launch and those first-use
+    costs (seconds) overlap the driver's model resolution, download and load. Started only
+    after the partition checks passed, so a missing partition never starts a JVM."""
 
     def __init__(self, platform: PlatformConfig, job: ScoringJob) -> None:
         self._session: SparkSession | None = None
