@@ -568,8 +568,15 @@ def _run(
         staged = spark.read.parquet(written_to) if data_dir is None else None
         expected = input_rows if input_rows is not None else partition_df().count()
         record.input_rows = info.rows if info.rows is not None else expected
-        # Distinct keys and score quantiles: one more read, of the key and score columns only.
-        written = written_stats(written_to, keys, lambda: staged or spark.read.parquet(written_to))
+        # Distinct keys and score quantiles: one more read, of the score column and (unless
+        # the writing tasks saw every key in increasing order) the key columns.
+        proven = task_files.summaries[0].proven_distinct_keys() if task_files else None
+        written = written_stats(
+            written_to,
+            keys,
+            lambda: staged or spark.read.parquet(written_to),
+            distinct_keys=proven,
+        )
         observed = {**observed, "dist_q": written.quantiles}
         audit = audit_from_metrics(
             observed, expected_rows=expected, distinct_keys=written.distinct_keys
@@ -579,6 +586,7 @@ def _run(
             "score_min": audit.score_min,
             "score_max": audit.score_max,
             "score_mean": audit.score_mean,
+            "distinct_keys": "key order" if proven is not None else "counted",
         }
         guards.refuse_bad_input(
             audit,

@@ -437,9 +437,14 @@ class WrittenStats:
 
 
 def written_stats(
-    folder: str, key_columns: list[str], staged: Callable[[], DataFrame]
+    folder: str,
+    key_columns: list[str],
+    staged: Callable[[], DataFrame],
+    *,
+    distinct_keys: int | None = None,
 ) -> WrittenStats:
-    """:class:`WrittenStats` of the scores written to ``folder`` (``staged()`` reads it).
+    """:class:`WrittenStats` of the scores written to ``folder`` (``staged()`` reads it);
+    ``distinct_keys``, when the writers already proved it, is not counted again.
 
     When they are local, the folder's Parquet files are read directly, with no Spark job (a
     distinct count is a shuffle): DuckDB counts the distinct keys and pyarrow takes the
@@ -451,40 +456,48 @@ def written_stats(
     if "://" not in folder.removeprefix("file://"):
         import glob
 
-        import duckdb
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         files = sorted(glob.glob(f"{glob.escape(folder.removeprefix('file://'))}/*.parquet"))
         if not files:
             return WrittenStats(0, [])
-        keys = ", ".join(f'"{k}"' for k in key_columns)
-        not_null = " AND ".join(f'"{k}" IS NOT NULL' for k in key_columns)
-        with duckdb.connect() as con:
-            row = con.execute(
-                f"SELECT count(DISTINCT ({keys})) FILTER (WHERE {not_null}) FROM read_parquet(?)",
-                [files],
-            ).fetchone()
-        assert row is not None
+        if distinct_keys is None:
+            distinct_keys = _count_distinct_keys(files, key_columns)
         scores = pq.read_table(files, columns=[layout.SCORE], memory_map=True)[layout.SCORE]
         quantiles = []
         if len(scores) > scores.null_count:
             found = pc.quantile(scores, q=list(QUANTILES), interpolation="lower")
             quantiles = [float(q) for q in found.to_pylist()]
-        return WrittenStats(int(row[0] or 0), quantiles)
+        return WrittenStats(distinct_keys, quantiles)
 
     from pyspark.sql import functions as F
 
+    counted = F.count_distinct(*[F.col(k) for k in key_columns])
     row = (
         staged()
         .agg(
-            F.count_distinct(*[F.col(k) for k in key_columns]).alias("n"),
+            (counted if distinct_keys is None else F.lit(distinct_keys)).alias("n"),
             F.percentile_approx(F.col(layout.SCORE), list(QUANTILES), 10_000).alias("q"),
         )
         .first()
     )
     assert row is not None
     return WrittenStats(int(row["n"] or 0), [float(q) for q in row["q"] or []])
+
+
+def _count_distinct_keys(files: list[str], key_columns: list[str]) -> int:
+    import duckdb
+
+    keys = ", ".join(f'"{k}"' for k in key_columns)
+    not_null = " AND ".join(f'"{k}" IS NOT NULL' for k in key_columns)
+    with duckdb.connect() as con:
+        row = con.execute(
+            f"SELECT count(DISTINCT ({keys})) FILTER (WHERE {not_null}) FROM read_parquet(?)",
+            [files],
+        ).fetchone()
+    assert row is not None
+    return int(row[0] or 0)
 
 
 class _PartialSums:
@@ -544,6 +557,12 @@ class ScoreSummary(_PartialSums):
     score_min: float | None = None
     score_max: float | None = None
     bin_counts: list[int] = field(default_factory=list)
+    # Distinct non-null keys proven without counting them: each batch's single integer or
+    # string key column strictly increases, and the merged parts' key ranges are disjoint
+    # (partitions written in key order); False sends the audit to an exact distinct count.
+    keys_in_order: bool = True
+    key_low: Any = None
+    key_high: Any = None
 
     def add(
         self, keys: Sequence[pa.Array], scores: pa.Array, flags: pa.Array | None = None
@@ -560,6 +579,7 @@ class ScoreSummary(_PartialSums):
         valid = np.isfinite(values)  # nulls arrive as NaN
         part = ScoreSummary(self.low, self.high, self.bins, rows=rows)
         part.null_keys = int(any_null_key.sum())
+        part.keys_in_order, part.key_low, part.key_high = _increasing_key_range(keys)
         part.non_finite = rows - int(valid.sum())
         good = values[valid] if part.non_finite else values
         if flags is not None and flags.null_count < rows:
@@ -596,7 +616,26 @@ class ScoreSummary(_PartialSums):
             self.bad_values[label] = self.bad_values.get(label, 0) + count
         self.non_finite += other.non_finite
         self.out_of_range += other.out_of_range
+        self._merge_key_ranges(other)
         self._merge_bounds_and_bins(other)
+
+    def _merge_key_ranges(self, other: ScoreSummary) -> None:
+        if other.key_low is None:  # no keys: nothing to overlap
+            self.keys_in_order = self.keys_in_order and other.keys_in_order
+            return
+        if self.key_low is None:
+            self.keys_in_order = self.keys_in_order and other.keys_in_order
+            self.key_low, self.key_high = other.key_low, other.key_high
+            return
+        disjoint = self.key_high < other.key_low or other.key_high < self.key_low
+        self.keys_in_order = self.keys_in_order and other.keys_in_order and disjoint
+        self.key_low = min(self.key_low, other.key_low)
+        self.key_high = max(self.key_high, other.key_high)
+
+    def proven_distinct_keys(self) -> int | None:
+        """The distinct non-null key count when the key order proves every key distinct
+        (then it is every non-null key), else None."""
+        return self.rows - self.null_keys if self.keys_in_order else None
 
     def metrics(self) -> dict[str, Any]:
         """The observed-metric names of :func:`audit_expressions` (``checked=True``) and
@@ -619,6 +658,26 @@ class ScoreSummary(_PartialSums):
             "dist_max": self.score_max,
             **{f"dist_b{i}": count for i, count in enumerate(self.bin_counts)},
         }
+
+
+def _increasing_key_range(keys: Sequence[pa.Array]) -> tuple[bool, Any, Any]:
+    """(strictly increasing, first, last) of a batch's non-null keys; False when the batch
+    has several key columns or a key type other than integers and strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(keys) != 1:
+        return False, None, None
+    key = keys[0]
+    if not (pa.types.is_integer(key.type) or pa.types.is_string(key.type)):
+        return False, None, None
+    values = key.drop_null() if key.null_count else key
+    n = len(values)
+    if n == 0:
+        return True, None, None
+    if n > 1 and not pc.all(pc.greater(values.slice(1), values.slice(0, n - 1))).as_py():
+        return False, None, None
+    return True, values[0].as_py(), values[n - 1].as_py()
 
 
 @dataclass

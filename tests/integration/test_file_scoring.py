@@ -143,6 +143,9 @@ def test_a_run_without_validation_scores_through_the_files_and_publishes_exact_s
     (row,) = lineage_rows(world, run_id=second.run_id)
     details = json.loads(row["details"])
     assert (details["publish_path"], details["score_writer"]) == ("commit", "python")
+    # the feature files hold each day's keys in increasing order, which proves them distinct
+    # without the audit counting them (a duplicate is counted: test_score_partition)
+    assert details["audit"]["distinct_keys"] == "key order"
     day = tables.read_table(job.output.table, partition_column="ds", start=DAYS[2], end=DAYS[2])
     assert day.num_rows == ROWS_PER_DAY
     assert set(day["run_id"].to_pylist()) == {second.run_id}

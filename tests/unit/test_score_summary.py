@@ -67,6 +67,43 @@ def test_merged_parts_equal_one_pass_over_all_rows() -> None:
         assert got[name] == pytest.approx(want[name], rel=1e-12), name
 
 
+def _proven(key_batches_per_task: list[list[list]], key_type: pa.DataType | None = None):
+    """The merged summary's proven distinct-key count over tasks of key batches (as the driver
+    merges them, through JSON and in reverse order: the proof must not rely on the order)."""
+    merged = ScoreSummary(0.0, 1.0, 2)
+    for task_batches in reversed(key_batches_per_task):
+        task = ScoreSummary(0.0, 1.0, 2)
+        for keys in task_batches:
+            task.add([pa.array(keys, key_type or pa.int64())], pa.array([0.5] * len(keys)))
+        merged.merge(ScoreSummary.from_json(task.to_json()))
+    return merged.proven_distinct_keys()
+
+
+def test_keys_in_increasing_order_prove_themselves_distinct_and_anything_else_is_counted() -> None:
+    sorted_keys = list(range(0, 3000, 3))
+    tasks = [[sorted_keys[:200], sorted_keys[200:500]], [sorted_keys[500:], []]]
+    assert _proven(tasks) == 1000
+    # null keys are not keys: the proof covers the others, the audit counts the nulls
+    assert _proven([[[1, None, 2]], [[None, 7, 9]]]) == 4
+    assert _proven([[["a", "b"]], [["c", "d"]]], pa.string()) == 4
+    assert _proven([[[]], [[None]]]) == 0
+
+    # a duplicate across batches, across tasks, inside a batch, or keys out of order:
+    # nothing is proven, and the audit counts the distinct keys exactly
+    assert _proven([[[1, 2, 5], [5, 6]], [[10]]]) is None
+    assert _proven([[[1, 2, 3]], [[3, 4]]]) is None
+    assert _proven([[[1, 2, 2, 3]]]) is None
+    assert _proven([[[1, 3, 2]]]) is None
+    assert _proven([[[1, 2]], [[5, 6]], [[0, 9]]]) is None  # ranges overlap, keys distinct
+    # several key columns, or a key type without a cheap order proof: counted
+    composite = ScoreSummary(0.0, 1.0, 2)
+    composite.add([pa.array([1, 2]), pa.array([1, 2])], pa.array([0.1, 0.2]))
+    assert composite.proven_distinct_keys() is None
+    floats = ScoreSummary(0.0, 1.0, 2)
+    floats.add([pa.array([1.0, 2.0])], pa.array([0.1, 0.2]))
+    assert floats.proven_distinct_keys() is None
+
+
 def test_an_empty_summary_has_no_mean_and_summaries_of_other_ranges_do_not_merge() -> None:
     empty = ScoreSummary(0.0, 1.0, 5)
     assert empty.metrics()["dist_mean"] is None
