@@ -226,6 +226,13 @@ def test_tasks_write_their_own_files_whose_rows_and_sums_match_spark(world, spar
     got = pa.concat_tables(pq.read_table(folder / f) for f in files).sort_by("customer_id")
     assert got.schema == schema
     assert set(got["model_name"].to_pylist()) == {model.name}
+    # dictionary pages for the constant columns only (keys and scores are all distinct)
+    columns = pq.ParquetFile(folder / files[0]).metadata.row_group(0)
+    dictionary = {
+        columns.column(i).path_in_schema: columns.column(i).has_dictionary_page
+        for i in range(columns.num_columns)
+    }
+    assert dictionary == {"customer_id": False, "score": False, "model_name": True, "run_id": True}
     want = score_partition_files(spark, plan, [slot], ["customer_id"]).toArrow()
     want = want.sort_by("customer_id")
     assert got["customer_id"].equals(want["customer_id"])
