@@ -374,8 +374,18 @@ class ProbabilityScorer:
     # (FIELD-NOTES: HGB 7.9 s vs 10.2 s for 2M rows, one thread): keep working sets small.
     slice_rows = 100_000
 
-    def score(self, features: Any) -> Any:
-        """Scores for a 2-D float array (rows x features in signature order)."""
+    def score(self, features: Any, *, finite: bool = False) -> Any:
+        """Scores for a 2-D float array (rows x features in signature order). ``finite``: the
+        caller checked every value is finite, so scikit-learn skips its own check (a pass
+        over the matrix per pipeline step, 5% of a scaler + logistic regression's time)."""
+        if finite and self.flavor == "sklearn":
+            import sklearn
+
+            with sklearn.config_context(assume_finite=True):
+                return self._score_slices(features)
+        return self._score_slices(features)
+
+    def _score_slices(self, features: Any) -> Any:
         import numpy as np
 
         rows = features.shape[0]

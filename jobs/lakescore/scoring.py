@@ -213,6 +213,9 @@ def score_batch(
     rows = batch.num_rows
     flags = bad_value_flags(batch, check) if check is not None else None
     good = None if flags is None else flags.is_null().to_numpy(zero_copy_only=False)
+    # The models get only the rows that passed the check: with NaN refused, every value of
+    # the checked columns they see is finite.
+    checked = set(check.columns) if check is not None and not check.allow_nan else set()
     matrices: dict[tuple[str, ...], np.ndarray] = {}
     arrays = [batch.column(k) for k in key_columns]
     for slot, scorer in scorers:
@@ -222,11 +225,12 @@ def score_batch(
                 matrix = feature_matrix(batch, slot.feature_columns)
                 matrices[slot.feature_columns] = matrix if good is None else matrix[good]
             matrix = matrices[slot.feature_columns]
+            finite = checked.issuperset(slot.feature_columns)
             if slot.required:
-                scores = scorer.score(matrix)
+                scores = scorer.score(matrix, finite=finite)
             else:
                 try:
-                    scores = scorer.score(matrix)
+                    scores = scorer.score(matrix, finite=finite)
                     if len(scores) != matrix.shape[0]:
                         raise ValueError(f"{len(scores)} scores for {matrix.shape[0]} rows")
                 except Exception as exc:  # a challenger never fails the pass

@@ -458,8 +458,9 @@ def _mlflow_closed_port(cat: Catalogue) -> Attempt:
         cli=True,
         conf_dir=conf,
         names=("http://lakescore:***@127.0.0.1", "model registry", "Connection refused"),
-        # process start-up included (Spark never starts); resolve_model includes importing
-        # mlflow in the fresh process (5-6 s on a loaded 2-core machine)
+        # process start-up included (and Spark's, which starts in the background during
+        # resolve_model); resolve_model includes importing mlflow in the fresh process
+        # (5-6 s on a loaded 2-core machine)
         max_seconds=90,
         resolve_seconds=(0.0, 3 + 15),
         secret=SECRET,

@@ -67,11 +67,13 @@ class _SumScorer:
 
     def __init__(self) -> None:
         self.rows_seen = 0
+        self.told_finite: list[bool] = []
 
-    def score(self, matrix: np.ndarray) -> np.ndarray:
+    def score(self, matrix: np.ndarray, *, finite: bool = False) -> np.ndarray:
         if not np.isfinite(matrix).all():
             raise ValueError("Input X contains infinity or NaN")
         self.rows_seen += matrix.shape[0]
+        self.told_finite.append(finite)
         return matrix.sum(axis=1)
 
 
@@ -93,3 +95,36 @@ def test_without_a_check_the_output_has_no_flag_column() -> None:
     out = score_batch(batch, [(slot, _SumScorer())], ["id"])
     assert out.schema.names == ["id", "score"]
     assert out.column("score").to_pylist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("allow_nan", "checked", "finite"),
+    [(False, ("a", "b"), True), (True, ("a", "b"), False), (False, ("a",), False)],
+)
+def test_models_skip_their_own_finiteness_check_only_when_every_value_was_checked(
+    allow_nan: bool, checked: tuple[str, ...], finite: bool
+) -> None:
+    batch = _batch(a=[1.0, 2.0], b=[3.0, 4.0])
+    slot = ModelSlot("score", "unused", "sklearn", 1, ("a", "b"))
+    scorer = _SumScorer()
+    score_batch(batch, [(slot, scorer)], ["id"], ValueCheck(checked, allow_nan=allow_nan))
+    assert scorer.told_finite == [finite]
+
+
+def test_a_finite_matrix_skips_scikit_learns_check_and_nothing_else_changes() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from lakescore.models import ProbabilityScorer
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 3))
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, X[:, 0] > 0)
+    scorer = ProbabilityScorer.from_sklearn(model, 1, "memory")
+    np.testing.assert_array_equal(scorer.score(X, finite=True), scorer.score(X))
+    spoiled = X.copy()
+    spoiled[7, 1] = NAN
+    with pytest.raises(ValueError, match="NaN"):
+        scorer.score(spoiled)  # scikit-learn's own check
+    assert np.isnan(scorer.score(spoiled, finite=True)[7])  # skipped: the caller's job
