@@ -299,11 +299,8 @@ def prepare_world(root: Path, sizes: list[int]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- children
 
 
-def _read_matrix(
-    files: list[str], features: list[str], *, threads: bool, order: str
-) -> tuple[Any, Any]:
-    """(keys, float64 matrix in ``order``: "C" row-major, "F" column-major) of a partition's
-    files, the way lakescore builds it."""
+def _read_matrix(files: list[str], features: list[str], *, threads: bool) -> tuple[Any, Any]:
+    """(keys, float64 row-major matrix) of a partition's files, the way lakescore builds it."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -315,7 +312,7 @@ def _read_matrix(
         use_threads=threads,
         memory_map=True,
     )
-    matrix = np.empty((table.num_rows, len(features)), dtype=np.float64, order=order)
+    matrix = np.empty((table.num_rows, len(features)), dtype=np.float64, order="C")
     for j, name in enumerate(features):
         matrix[:, j] = table.column(name).to_numpy()
     return table.column(KEY), matrix
@@ -348,14 +345,8 @@ def child_raw(world: dict[str, Any], model: str, rows: int, reps: int) -> dict[s
     from threadpoolctl import threadpool_limits
 
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
-    from lakescore.models import ProbabilityScorer
-
     est = mlflow.sklearn.load_model(world["models"][model]["dir"])
-    # the layout lakescore gives this model
-    order = ProbabilityScorer.from_sklearn(est, 1, "bench").matrix_order
-    _, X = _read_matrix(
-        world["days"][str(rows)]["files"], world["features"], threads=True, order=order
-    )
+    _, X = _read_matrix(world["days"][str(rows)]["files"], world["features"], threads=True)
     cores = os.cpu_count() or 1
     _predict_slices(est, X[:SLICE_ROWS])  # warm caches
     one, threads, procs = [], [], []
@@ -391,10 +382,7 @@ def child_io(world: dict[str, Any], rows: int, reps: int) -> dict[str, Any]:
     # after other cases ran was 2-6x slower (page cache), which made cpu_floor a lottery.
     for rep in range(-1, reps):
         t = time.perf_counter()
-        # column-major, the cheaper layout to build (lakescore builds it for linear models)
-        keys, X = _read_matrix(
-            world["days"][str(rows)]["files"], world["features"], threads=False, order="F"
-        )
+        keys, X = _read_matrix(world["days"][str(rows)]["files"], world["features"], threads=False)
         scores = X[:, 0] * 0.0  # stand-in for the model's output: same size, no compute
         # no dictionary attempt on distinct keys and scores, as lakescore's writers
         pq.write_table(
@@ -1127,12 +1115,11 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
     md += [
         "## Definitions",
         "",
-        "- `raw_1proc` / `raw_all_cores`: `predict_proba` on an in-memory float64 array in the "
-        "layout lakescore gives the model (row-major for hgb, column-major for logreg) "
+        "- `raw_1proc` / `raw_all_cores`: `predict_proba` on an in-memory float64 row-major (C) array "
         f"in {SLICE_ROWS:,}-row slices; one thread (threadpoolctl) / the best of all-core "
         "threads and one forked process per core (pool started before timing).",
         "- `io_1proc`: pyarrow reads the partition's files (key + 30 features, one thread) into "
-        "a column-major float64 matrix (the cheaper layout) and writes a (key, score) Parquet file. `cpu_floor` = "
+        "a row-major float64 matrix and writes a (key, score) Parquet file. `cpu_floor` = "
         "(raw_1proc + io_1proc) / cores.",
         "- `pandas_script`: one fresh process per repetition; timed from `pd.read_parquet` to "
         "`to_parquet` (model loaded from the registry inside the timing; imports outside).",

@@ -369,17 +369,6 @@ class ProbabilityScorer:
             )
         self._column = matches[0]
         self._predict = model.predict_proba
-        final = model.steps[-1][1] if hasattr(model, "steps") else model  # a Pipeline's model
-        if hasattr(final, "coef_"):
-            self.matrix_order = "F"
-
-    # The feature matrix layout the model scores fastest from. Row-major by default: tree
-    # ensembles walk one row's features at a time (HistGradientBoosting predicts 4% faster
-    # from it), and other libraries expect it. Column-major for a linear model, alone or
-    # ending a pipeline: it multiplies the matrix by its coefficients, which BLAS does from
-    # either layout, and the column-major matrix is cheaper to build from Arrow columns
-    # (a scaler + logistic regression task 11% faster).
-    matrix_order = "C"
 
     # scikit-learn's predict_proba on ~100,000-row slices beat one call over millions of rows
     # (FIELD-NOTES: HGB 7.9 s vs 10.2 s for 2M rows, one thread): keep working sets small.

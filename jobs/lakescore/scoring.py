@@ -186,14 +186,13 @@ def describe_bad_values(counts: dict[str, int], columns: Sequence[str]) -> list[
     return out
 
 
-def feature_matrix(batch: pa.RecordBatch, columns: Sequence[str], order: str = "C") -> np.ndarray:
-    """The batch's feature columns as one float64 matrix (rows x features), row-major ("C")
-    or column-major ("F", one contiguous copy per Arrow column, 3 ms less per 100,000 x 30
-    batch): :attr:`lakescore.models.ProbabilityScorer.matrix_order` says which a model
-    scores fastest from."""
+def feature_matrix(batch: pa.RecordBatch, columns: Sequence[str]) -> np.ndarray:
+    """The batch's feature columns as one float64 matrix (rows x features), row-major: tree
+    ensembles walk one row's features at a time (HistGradientBoosting predicts 4% faster
+    from it than from a column-major copy, which costs 3 ms less per 100,000 x 30 batch)."""
     import numpy as np
 
-    matrix = np.empty((batch.num_rows, len(columns)), dtype=np.float64, order=order)
+    matrix = np.empty((batch.num_rows, len(columns)), dtype=np.float64, order="C")
     for j, name in enumerate(columns):
         matrix[:, j] = batch.column(name).to_numpy(zero_copy_only=False)
     return matrix
@@ -222,8 +221,8 @@ def score_batch(
     for slot, scorer in scorers:
         scores = None
         if scorer is not None:
-            if slot.feature_columns not in matrices:  # the first model's layout serves all
-                matrix = feature_matrix(batch, slot.feature_columns, scorer.matrix_order)
+            if slot.feature_columns not in matrices:
+                matrix = feature_matrix(batch, slot.feature_columns)
                 matrices[slot.feature_columns] = matrix if good is None else matrix[good]
             matrix = matrices[slot.feature_columns]
             finite = checked.issuperset(slot.feature_columns)

@@ -65,8 +65,6 @@ class _SumScorer:
     """Stands in for a model: a row's score is the sum of its features; refuses non-finite
     input the way scikit-learn does, so a flagged row reaching it fails the test."""
 
-    matrix_order = "C"
-
     def __init__(self) -> None:
         self.rows_seen = 0
         self.told_finite: list[bool] = []
