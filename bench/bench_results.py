@@ -14,6 +14,7 @@ CASE_NAMES = (
     "raw_1proc",
     "raw_all_cores",
     "io_1proc",
+    "io_all_cores",
     "cpu_floor",
     "pandas_script",
     "spark_udf",

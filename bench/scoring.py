@@ -392,8 +392,62 @@ def child_io(world: dict[str, Any], rows: int, reps: int) -> dict[str, Any]:
         )
         if rep >= 0:
             times.append(time.perf_counter() - t)
+    all_cores = _io_all_cores(world, rows, reps, out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
-    return {"io_1proc": times}
+    return {"io_1proc": times, "io_all_cores": all_cores}
+
+
+def _io_share(share: list[tuple[str, int]], features: list[str], out: str) -> None:
+    """io_1proc's work on some row groups, in a forked process (one thread)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    for i, (path, group) in enumerate(share):
+        table = pq.ParquetFile(path, memory_map=True).read_row_groups(
+            [group], columns=[KEY, *features], use_threads=False
+        )
+        X = np.empty((table.num_rows, len(features)), dtype=np.float64, order="C")
+        for j, name in enumerate(features):
+            X[:, j] = table.column(name).to_numpy()
+        pq.write_table(
+            pa.table({KEY: table.column(KEY), "score": X[:, 0] * 0.0}),
+            f"{out}-{i}.parquet",
+            use_dictionary=False,
+        )
+
+
+def _io_all_cores(world: dict[str, Any], rows: int, reps: int, out_dir: Path) -> list[float]:
+    """io_1proc's data movement split over one forked process per core (contiguous row
+    groups each): how far moving data scales with cores on this machine."""
+    import multiprocessing
+
+    import pyarrow.parquet as pq
+
+    groups = [
+        (path, g)
+        for path in (f.removeprefix("file://") for f in world["days"][str(rows)]["files"])
+        for g in range(pq.ParquetFile(path).num_row_groups)
+    ]
+    cores = os.cpu_count() or 1
+    step = -(-len(groups) // cores)
+    shares = [groups[i : i + step] for i in range(0, len(groups), step)]
+    times = []
+    with multiprocessing.get_context("fork").Pool(len(shares)) as pool:
+        for rep in range(-1, reps):  # an untimed pass first, as io_1proc
+            t = time.perf_counter()
+            pool.starmap(
+                _io_share,
+                [
+                    (share, world["features"], str(out_dir / f"all-{k}"))
+                    for k, share in enumerate(shares)
+                ],
+            )
+            if rep >= 0:
+                times.append(time.perf_counter() - t)
+    return times
 
 
 def child_pandas(world: dict[str, Any], model: str, rows: int) -> dict[str, Any]:
@@ -834,6 +888,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     if wanted("io") or wanted("raw"):
         res, peak = run_child(world_file, world, "io", rows=rows, reps=reps)
         cases.append(br.case("io_1proc", None, rows, res["io_1proc"], peak))
+        cases.append(br.case("io_all_cores", None, rows, res["io_all_cores"], peak))
         io_s = _min(res["io_1proc"])
     flush()
     for model in MODELS:
@@ -1120,7 +1175,8 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
         "threads and one forked process per core (pool started before timing).",
         "- `io_1proc`: pyarrow reads the partition's files (key + 30 features, one thread) into "
         "a row-major float64 matrix and writes a (key, score) Parquet file. `cpu_floor` = "
-        "(raw_1proc + io_1proc) / cores.",
+        "(raw_1proc + io_1proc) / cores. `io_all_cores`: the same work split over one forked "
+        "process per core (informational: how far data movement scales with cores here).",
         "- `pandas_script`: one fresh process per repetition; timed from `pd.read_parquet` to "
         "`to_parquet` (model loaded from the registry inside the timing; imports outside).",
         "- `spark_udf`: `mlflow.pyfunc.spark_udf(..., env_manager='local', "
