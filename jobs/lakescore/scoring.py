@@ -448,7 +448,8 @@ def written_stats(
     distinct_keys: int | None = None,
 ) -> WrittenStats:
     """:class:`WrittenStats` of the scores written to ``folder`` (``staged()`` reads it);
-    ``distinct_keys``, when the writers already proved it, is not counted again.
+    ``distinct_keys``, when the writing tasks proved it (they write local folders only), is
+    not counted again.
 
     When they are local, the folder's Parquet files are read directly, with no Spark job (a
     distinct count is a shuffle): DuckDB counts the distinct keys and pyarrow takes the
@@ -477,11 +478,10 @@ def written_stats(
 
     from pyspark.sql import functions as F
 
-    counted = F.count_distinct(*[F.col(k) for k in key_columns])
     row = (
         staged()
         .agg(
-            (counted if distinct_keys is None else F.lit(distinct_keys)).alias("n"),
+            F.count_distinct(*[F.col(k) for k in key_columns]).alias("n"),
             F.percentile_approx(F.col(layout.SCORE), list(QUANTILES), 10_000).alias("q"),
         )
         .first()
@@ -624,15 +624,14 @@ class ScoreSummary(_PartialSums):
         self._merge_bounds_and_bins(other)
 
     def _merge_key_ranges(self, other: ScoreSummary) -> None:
+        self.keys_in_order = self.keys_in_order and other.keys_in_order
         if other.key_low is None:  # no keys: nothing to overlap
-            self.keys_in_order = self.keys_in_order and other.keys_in_order
             return
         if self.key_low is None:
-            self.keys_in_order = self.keys_in_order and other.keys_in_order
             self.key_low, self.key_high = other.key_low, other.key_high
             return
         disjoint = self.key_high < other.key_low or other.key_high < self.key_low
-        self.keys_in_order = self.keys_in_order and other.keys_in_order and disjoint
+        self.keys_in_order = self.keys_in_order and disjoint
         self.key_low = min(self.key_low, other.key_low)
         self.key_high = max(self.key_high, other.key_high)
 
