@@ -300,9 +300,10 @@ def prepare_world(root: Path, sizes: list[int]) -> dict[str, Any]:
 
 
 def _read_matrix(files: list[str], features: list[str], *, threads: bool) -> tuple[Any, Any]:
-    """(keys, float64 row-major matrix) of a partition's files, the way lakescore builds it."""
-    import numpy as np
+    """(keys, float64 matrix) of a partition's files, built by lakescore's own code."""
     import pyarrow.parquet as pq
+
+    from lakescore.scoring import feature_matrix
 
     # memory_map: pyarrow's default pre-buffered read of these files was 10-100x slower
     # here on a loaded machine (0.03 s vs 0.5-4 s for 30 MB).
@@ -312,10 +313,17 @@ def _read_matrix(files: list[str], features: list[str], *, threads: bool) -> tup
         use_threads=threads,
         memory_map=True,
     )
-    matrix = np.empty((table.num_rows, len(features)), dtype=np.float64, order="C")
-    for j, name in enumerate(features):
-        matrix[:, j] = table.column(name).to_numpy()
-    return table.column(KEY), matrix
+    return table.column(KEY), feature_matrix(table, features)
+
+
+def _write_stand_in_scores(keys: Any, X: Any, path: str | Path) -> None:
+    """io's output: (key, score) Parquet, the score a stand-in of the model's output (same
+    size, no compute); no dictionary attempt on distinct keys and scores, as lakescore's
+    writers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({KEY: keys, "score": X[:, 0] * 0.0}), path, use_dictionary=False)
 
 
 def _predict_slices(model: Any, X: Any) -> Any:
@@ -372,7 +380,6 @@ def child_raw(world: dict[str, Any], model: str, rows: int, reps: int) -> dict[s
 
 def child_io(world: dict[str, Any], rows: int, reps: int) -> dict[str, Any]:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
@@ -383,13 +390,7 @@ def child_io(world: dict[str, Any], rows: int, reps: int) -> dict[str, Any]:
     for rep in range(-1, reps):
         t = time.perf_counter()
         keys, X = _read_matrix(world["days"][str(rows)]["files"], world["features"], threads=False)
-        scores = X[:, 0] * 0.0  # stand-in for the model's output: same size, no compute
-        # no dictionary attempt on distinct keys and scores, as lakescore's writers
-        pq.write_table(
-            pa.table({KEY: keys, "score": scores}),
-            out_dir / f"part-{rep}.parquet",
-            use_dictionary=False,
-        )
+        _write_stand_in_scores(keys, X, out_dir / f"part-{rep}.parquet")
         if rep >= 0:
             times.append(time.perf_counter() - t)
     all_cores = _io_all_cores(world, rows, reps, out_dir)
@@ -399,9 +400,10 @@ def child_io(world: dict[str, Any], rows: int, reps: int) -> dict[str, Any]:
 
 def _io_share(share: list[tuple[str, int]], features: list[str], out: str) -> None:
     """io_1proc's work on some row groups, in a forked process (one thread)."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from lakescore.scoring import feature_matrix
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
@@ -409,13 +411,8 @@ def _io_share(share: list[tuple[str, int]], features: list[str], out: str) -> No
         table = pq.ParquetFile(path, memory_map=True).read_row_groups(
             [group], columns=[KEY, *features], use_threads=False
         )
-        X = np.empty((table.num_rows, len(features)), dtype=np.float64, order="C")
-        for j, name in enumerate(features):
-            X[:, j] = table.column(name).to_numpy()
-        pq.write_table(
-            pa.table({KEY: table.column(KEY), "score": X[:, 0] * 0.0}),
-            f"{out}-{i}.parquet",
-            use_dictionary=False,
+        _write_stand_in_scores(
+            table.column(KEY), feature_matrix(table, features), f"{out}-{i}.parquet"
         )
 
 
