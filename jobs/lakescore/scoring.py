@@ -251,6 +251,41 @@ def score_batch(
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+# Free memory a scoring worker keeps at the top of its heap instead of returning it.
+KEPT_FREE_BYTES = 256 * 1024 * 1024
+_ALLOCATOR_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """Runs in the Python worker, once: glibc's malloc keeps freed memory for the next batch.
+
+    Each batch allocates arrays of ~25 MB (the feature matrix, the model's scaled copy, its
+    outputs). By default glibc hands the freed ones back to the kernel, so the next batch
+    page-faults fresh zeroed pages: 0.09-0.17 s of kernel time in a 0.40 s task (1M rows,
+    scaler + logistic regression), 0.34 s in all with this setting. Large blocks from the
+    heap (no mmap) and a trim threshold of :data:`KEPT_FREE_BYTES` let the next batch reuse
+    them. The memory kept is one batch's working set, whatever the partition size. False
+    where the C library has no ``mallopt``."""
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _ALLOCATOR_TUNED = bool(mallopt(_M_MMAP_MAX, 0)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES)
+    )
+    return _ALLOCATOR_TUNED
+
+
 def score_record_batches(
     batches: Iterator[pa.RecordBatch],
     *,
@@ -260,6 +295,7 @@ def score_record_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Runs in the Python worker: (keys + features) batches -> (keys + one score column per
     model) batches. Every model is loaded once per worker process and scores every batch."""
+    keep_freed_memory()
     scorers = [(slot, _scorer_or_none(slot)) for slot in slots]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
