@@ -143,3 +143,26 @@ def test_the_class_archive_is_used_only_when_built_and_keeps_other_driver_option
     options = spark_conf(platform)["spark.driver.extraJavaOptions"].split()
     assert f"-XX:SharedArchiveFile={jars / 'classes.jsa'}" in options
     assert set(before.split()) <= set(options)  # e.g. the openlineage --add-opens stays
+
+
+def test_every_shipped_profile_keeps_the_driver_jit_setting_with_the_other_driver_options(
+    conf_dir: Path, tmp_path: Path
+) -> None:
+    from lakescore.spark import class_archive, spark_conf
+
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "delta-spark_4.2_2.13-4.4.0.jar").write_bytes(b"")
+    (jars / "openlineage-spark_2.13-1.53.0.jar").write_bytes(b"")
+    text = (conf_dir / "platform.yaml").read_text()
+    (conf_dir / "platform.yaml").write_text(text.replace("jars_dir: var/jars", f"jars_dir: {jars}"))
+    platform = load_platform(conf_dir)
+    class_archive(platform).write_bytes(b"archive")
+
+    bases = [name for name, p in platform.spark.profiles.items() if not p.overlay]
+    assert {"local", "standalone", "kubernetes", "cluster"} <= set(bases)
+    for profile in [*bases, "local+spot", "standalone+spot", "kubernetes+spot"]:
+        options = spark_conf(platform, profile)["spark.driver.extraJavaOptions"].split()
+        assert "-XX:CompileThresholdScaling=5" in options, profile
+        assert "--add-opens=java.base/java.security=ALL-UNNAMED" in options, profile
+        assert f"-XX:SharedArchiveFile={jars / 'classes.jsa'}" in options, profile
