@@ -45,8 +45,12 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.installed: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+# --compile-bytecode: every module's .pyc is written once, here. Without it, a Python that
+# may not write them (PYTHONDONTWRITEBYTECODE, a read-only venv) compiles each imported module
+# from source in every process: `import mlflow, sklearn.ensemble` 5.7 s instead of 2.4 s, in
+# every run, Spark Python worker, Airflow task and test subprocess.
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock Makefile
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 lock: $(UV) ## re-resolve uv.lock after changing pyproject.toml
