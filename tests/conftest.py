@@ -5,6 +5,7 @@ Delta tables on a temp folder."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import textwrap
 from collections.abc import Iterator
@@ -15,6 +16,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# py4j logs "Closing down clientserver connection" at INFO when the interpreter exits, into
+# a stream pytest has already closed ("--- Logging error ---" after the summary).
+logging.getLogger("py4j").setLevel(logging.WARNING)
 DAYS = [date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)]
 ROWS_PER_DAY = 3_000
 
