@@ -48,9 +48,3 @@ def test_freed_batch_memory_is_reused_instead_of_page_faulted_again() -> None:
     assert default > 5_000
     assert tuned < default / 10
 
-
-def test_the_setting_is_applied_once_per_worker() -> None:
-    from lakescore.scoring import keep_freed_memory
-
-    first = keep_freed_memory()
-    assert keep_freed_memory() is first
