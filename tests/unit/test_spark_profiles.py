@@ -123,18 +123,25 @@ def test_later_overlay_wins() -> None:
     assert settings.resolved_profile("base+y+x").conf == {"a": "1", "b": "2", "c": "2"}
 
 
-def test_the_class_archive_is_used_only_when_built_and_keeps_other_driver_options(
-    conf_dir: Path, tmp_path: Path
-) -> None:
-    from lakescore.spark import class_archive, spark_conf
-
+@pytest.fixture
+def conf_with_jars(conf_dir: Path, tmp_path: Path) -> Path:
+    """The shipped conf with (empty) delta-spark and openlineage-spark jars in its jars_dir."""
     jars = tmp_path / "jars"
     jars.mkdir()
     (jars / "delta-spark_4.2_2.13-4.4.0.jar").write_bytes(b"")
     (jars / "openlineage-spark_2.13-1.53.0.jar").write_bytes(b"")
     text = (conf_dir / "platform.yaml").read_text()
     (conf_dir / "platform.yaml").write_text(text.replace("jars_dir: var/jars", f"jars_dir: {jars}"))
-    platform = load_platform(conf_dir)
+    return conf_dir
+
+
+def test_the_class_archive_is_used_only_when_built_and_keeps_other_driver_options(
+    conf_with_jars: Path,
+) -> None:
+    from lakescore.spark import class_archive, spark_conf
+
+    platform = load_platform(conf_with_jars)
+    jars = Path(platform.spark.jars_dir)
 
     before = spark_conf(platform).get("spark.driver.extraJavaOptions", "")
     assert "SharedArchiveFile" not in before
@@ -146,17 +153,12 @@ def test_the_class_archive_is_used_only_when_built_and_keeps_other_driver_option
 
 
 def test_every_shipped_profile_keeps_the_driver_jit_setting_with_the_other_driver_options(
-    conf_dir: Path, tmp_path: Path
+    conf_with_jars: Path,
 ) -> None:
     from lakescore.spark import class_archive, spark_conf
 
-    jars = tmp_path / "jars"
-    jars.mkdir()
-    (jars / "delta-spark_4.2_2.13-4.4.0.jar").write_bytes(b"")
-    (jars / "openlineage-spark_2.13-1.53.0.jar").write_bytes(b"")
-    text = (conf_dir / "platform.yaml").read_text()
-    (conf_dir / "platform.yaml").write_text(text.replace("jars_dir: var/jars", f"jars_dir: {jars}"))
-    platform = load_platform(conf_dir)
+    platform = load_platform(conf_with_jars)
+    jars = Path(platform.spark.jars_dir)
     class_archive(platform).write_bytes(b"archive")
 
     bases = [name for name, p in platform.spark.profiles.items() if not p.overlay]
