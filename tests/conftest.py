@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 # py4j logs "Closing down clientserver connection" at INFO when the interpreter exits, into
 # a stream pytest has already closed ("--- Logging error ---" after the summary).
 logging.getLogger("py4j").setLevel(logging.WARNING)
+
 DAYS = [date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)]
 ROWS_PER_DAY = 3_000
 

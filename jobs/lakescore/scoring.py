@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from lakescore import layout
@@ -255,9 +255,9 @@ def score_batch(
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 # Free memory a scoring worker keeps at the top of its heap instead of returning it.
 KEPT_FREE_BYTES = 256 * 1024 * 1024
-_ALLOCATOR_TUNED = False
 
 
+@cache
 def keep_freed_memory() -> bool:
     """Runs in the Python worker, once: glibc's malloc keeps freed memory for the next batch.
 
@@ -268,9 +268,6 @@ def keep_freed_memory() -> bool:
     heap (no mmap) and a trim threshold of :data:`KEPT_FREE_BYTES` let the next batch reuse
     them, and Arrow allocates from the same heap. The memory kept is one batch's working set,
     whatever the partition size. False where the C library has no ``mallopt``."""
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return True
     import ctypes
     import ctypes.util
 
@@ -280,17 +277,15 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _ALLOCATOR_TUNED = bool(mallopt(_M_MMAP_MAX, 0)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES)
-    )
-    if _ALLOCATOR_TUNED:
-        # Arrow's buffers too (the decoded columns of each batch): its default pool, mimalloc,
-        # returns freed pages to the kernel within milliseconds, so a batch that takes longer
-        # than that (a tree ensemble's) faulted them in again: 28,000 faults per 1M rows -> 5,000.
-        import pyarrow as pa
+    if not (mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES)):
+        return False
+    # Arrow's buffers too (the decoded columns of each batch): its default pool, mimalloc,
+    # returns freed pages to the kernel within milliseconds, so a batch that takes longer
+    # than that (a tree ensemble's) faulted them in again: 28,000 faults per 1M rows -> 5,000.
+    import pyarrow as pa
 
-        pa.set_memory_pool(pa.system_memory_pool())
-    return _ALLOCATOR_TUNED
+    pa.set_memory_pool(pa.system_memory_pool())
+    return True
 
 
 def score_record_batches(
