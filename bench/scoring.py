@@ -564,7 +564,7 @@ def child_score_stage(
         write_partition_files,
     )
     from lakescore.models import resolve_model_version
-    from lakescore.run import _split_for_parallelism
+    from lakescore.run.score import split_for_parallelism as _split_for_parallelism
     from lakescore.scoring import ModelSlot, score_features
 
     platform, spark = _session(world)

@@ -367,7 +367,7 @@ def test_a_first_publish_that_meets_another_runs_table_creation_waits_for_it(wor
     import threading
 
     from lakescore import layout
-    from lakescore.run import _ensure_prediction_table
+    from lakescore.run.publish import ensure_prediction_table as _ensure_prediction_table
 
     world.variant_job("first_race", lambda t: t)
     job = world.job("first_race")

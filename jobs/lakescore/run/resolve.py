@@ -1,0 +1,79 @@
+"""Stages ``resolve_model`` and ``load_model``: pin the models' versions, check their
+signatures against the feature table, download and load them on the driver.
+
+Both run while the JVM starts in the background; a model that fails here fails the run
+before any Spark work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lakescore import guards
+from lakescore import shadow as shadow_scoring
+from lakescore.models import (
+    ProbabilityScorer,
+    ResolvedModel,
+    check_signature,
+    download_model,
+    resolve_model_version,
+)
+from lakescore.run.check import CheckedPartition
+from lakescore.run.context import RunContext
+
+
+@dataclass
+class RunModels:
+    """The champion (pinned version, its feature columns, its local copy and loaded scorer)
+    and the challengers of this run."""
+
+    model: ResolvedModel
+    features: list[str]
+    challengers: list[shadow_scoring.Challenger] = field(default_factory=list)
+    model_dir: Path | None = None
+    scorer: ProbabilityScorer | None = None
+
+    @property
+    def active_challengers(self) -> list[shadow_scoring.Challenger]:
+        return [c for c in self.challengers if c.active and c.model is not None]
+
+
+def resolve_models(ctx: RunContext, partition: CheckedPartition) -> RunModels:
+    """Pins the champion's version (and the challengers'), checks the signatures against the
+    feature table and records the champion in lineage."""
+    job, record, progress = ctx.job, ctx.record, ctx.progress
+    with ctx.stages("resolve_model", job.model.reference):
+        model = resolve_model_version(
+            ctx.platform, job.model, ctx.request.model_version, job=job.name
+        )
+        record.model_name = model.name
+        record.model_version = model.version
+        record.model_alias = model.alias
+        record.model_run_id = model.run_id
+        record.model_source = model.source
+        explicit = job.features.columns if isinstance(job.features.columns, list) else None
+        features = check_signature(
+            model, partition.feature_schema, explicit, job=job.name, table=job.features.table
+        )
+        progress.stage("resolve_model", f"{model.name} version {model.version}")
+        challengers: list[shadow_scoring.Challenger] = []
+        if ctx.request.shadow and job.shadow.enabled and not ctx.request.validate_only:
+            challengers = shadow_scoring.resolve_challengers(
+                ctx.platform, job, model, partition.feature_schema, features
+            )
+            for c in challengers:
+                version = f" version {c.model.version}" if c.model else ""
+                progress.stage("resolve_model", f"challenger {c.reference}{version}: {c.status}")
+    return RunModels(model, features, challengers)
+
+
+def load_models(ctx: RunContext, models: RunModels) -> None:
+    """Downloads the champion (and challengers) and loads them on the driver, which proves
+    they load here before any Spark work."""
+    with ctx.stages("load_model"):
+        models.model_dir = download_model(ctx.platform, models.model, job=ctx.job.name)
+        models.scorer = guards.check_model_loadable(
+            models.model_dir, models.model, job=ctx.job.name
+        )
+        shadow_scoring.load_challengers(ctx.platform, ctx.job, models.challengers)

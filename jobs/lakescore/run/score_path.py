@@ -1,0 +1,177 @@
+"""The one place that chooses how a run reads its partition and where its scores go.
+
+Two readers:
+
+* ``files``: each Python task reads Parquet files the Delta log lists with pyarrow
+  (:mod:`lakescore.file_scoring`), skipping Spark's JVM -> Arrow path (2-5x faster score
+  stage in ``bench/scoring.py``). Needs workers that see the driver's files (local mode), a
+  local feature table, a plan the log allows (no deletion vectors or column mapping, a
+  non-empty partition), and a partition not already cached in Spark by validation.
+* ``spark``: Spark's Delta reader, everywhere else.
+
+Two publish paths:
+
+* ``commit``: the scoring pass writes the files to publish straight into the run's folder in
+  the prediction table (and the shadow table's); after the audit, delta-rs commits them as
+  one overwrite of the partition. Needs a local table whose protocol delta-rs writes (it
+  exists: its first publish creates it), no leftover folder of an earlier attempt of this run,
+  and, with active challengers, the ``files`` reader and a shadow table that takes delta-rs
+  commits too.
+* ``staging``: every model's scores go to a private staging folder; the publish rewrites them
+  with :func:`lakescore.tables.replace_partition` (delta-spark ``replaceWhere`` for tables
+  delta-rs does not commit to).
+
+The writer follows: with ``files`` and ``commit`` the Python tasks write the published files
+themselves (``python``); otherwise Spark writes them.
+
+:func:`decide` is the policy as a pure function of :class:`PathFacts`;
+:func:`choose_score_path` gathers the facts of a run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from lakescore import shadow as shadow_scoring
+from lakescore import tables
+from lakescore.file_scoring import PartitionRead, plan_partition_read
+from lakescore.run.check import CheckedPartition
+from lakescore.run.context import RunContext
+from lakescore.run.resolve import RunModels
+from lakescore.run.validate import ValidatedInput
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from lakescore.scoring import ModelSlot
+
+
+@dataclass(frozen=True)
+class PathFacts:
+    """What the choice depends on; each is a yes/no read off the run's tables and session."""
+
+    workers_local: bool  # Spark's master is local: tasks see the driver's files
+    features_local: bool  # the feature table is on a local filesystem
+    validation_cached: bool  # validation read the partition into Spark (or split rejects)
+    file_plan_ready: bool  # the log's files can be read by pyarrow (see module docstring)
+    output_commits_with_delta_rs: bool
+    challengers_active: bool
+    shadow_commits_with_delta_rs: bool
+    earlier_attempt_committed: bool  # a folder of an earlier attempt of this run is committed
+
+
+@dataclass(frozen=True)
+class ScorePath:
+    reader: Literal["files", "spark"]
+    publish: Literal["commit", "staging"]
+
+    @property
+    def writer(self) -> Literal["python", "spark"]:
+        return "python" if self.reader == "files" and self.publish == "commit" else "spark"
+
+
+def files_readable(facts: PathFacts) -> bool:
+    """Whether the ``files`` reader may be planned at all (before the log is read for it)."""
+    return facts.workers_local and facts.features_local and not facts.validation_cached
+
+
+def decide(facts: PathFacts) -> ScorePath:
+    reader: Literal["files", "spark"] = (
+        "files" if files_readable(facts) and facts.file_plan_ready else "spark"
+    )
+    direct = (
+        facts.output_commits_with_delta_rs
+        and not facts.earlier_attempt_committed
+        and (
+            not facts.challengers_active
+            or (reader == "files" and facts.shadow_commits_with_delta_rs)
+        )
+    )
+    return ScorePath(reader, "commit" if direct else "staging")
+
+
+@dataclass(frozen=True)
+class ChosenPath:
+    """The decision and what it needs: the read plan (``files``) and the run's folder in the
+    prediction table (``commit``)."""
+
+    path: ScorePath
+    plan: PartitionRead | None
+    data_dir: str | None
+
+
+def choose_score_path(
+    ctx: RunContext,
+    spark: SparkSession,
+    partition: CheckedPartition,
+    validated: ValidatedInput,
+    models: RunModels,
+    slots: list[ModelSlot],
+    key_fields: list,
+) -> ChosenPath:
+    """Gathers :class:`PathFacts` for this run and prepares what the decision needs."""
+    job, day = ctx.job, ctx.day
+    part_col = job.features.partition_column
+    output_rs = tables.commits_with_delta_rs(job.output.table)
+    facts = PathFacts(
+        workers_local=spark.sparkContext.master.startswith("local"),
+        features_local="://" not in job.features.table.removeprefix("file://"),
+        validation_cached=validated.rejects is not None or validated.ran_in_spark,
+        file_plan_ready=False,
+        output_commits_with_delta_rs=output_rs,
+        challengers_active=bool(models.active_challengers),
+        shadow_commits_with_delta_rs=False,
+        earlier_attempt_committed=False,
+    )
+    plan = _file_plan(spark, ctx, partition, slots) if files_readable(facts) else None
+    facts = _replace(facts, file_plan_ready=plan is not None)
+    if output_rs and facts.challengers_active and plan is not None:
+        shadow_scoring.ensure_shadow_table(spark, job, key_fields)
+        facts = _replace(
+            facts, shadow_commits_with_delta_rs=tables.commits_with_delta_rs(job.shadow_table)
+        )
+    if decide(facts).publish == "commit":
+        written = [job.output.table, *([job.shadow_table] if facts.challengers_active else [])]
+        for uri in written:
+            # files an earlier attempt of this run left uncommitted go; committed ones stay,
+            # and the run then stages: its publish finds that commit and does nothing
+            tables.remove_uncommitted_run_folder(uri, part_col, day, ctx.run_id)
+        committed = any(
+            os.path.exists(tables.run_folder(uri, part_col, day, ctx.run_id)) for uri in written
+        )
+        facts = _replace(facts, earlier_attempt_committed=committed)
+    path = decide(facts)
+    data_dir = (
+        tables.run_folder(job.output.table, part_col, day, ctx.run_id)
+        if path.publish == "commit"
+        else None
+    )
+    ctx.record.details["publish_path"] = path.publish
+    ctx.record.details["score_reader"] = path.reader
+    return ChosenPath(path, plan if path.reader == "files" else None, data_dir)
+
+
+def _replace(facts: PathFacts, **changes: bool) -> PathFacts:
+    from dataclasses import replace
+
+    return replace(facts, **changes)
+
+
+def _file_plan(
+    spark: SparkSession, ctx: RunContext, partition: CheckedPartition, slots: list[ModelSlot]
+) -> PartitionRead | None:
+    """The read plan of :mod:`lakescore.file_scoring`, or None when the log does not allow it
+    (deletion vectors, column mapping, an empty partition)."""
+    job = ctx.job
+    plan = plan_partition_read(
+        job.features.table,
+        job.features.partition_column,
+        ctx.day,
+        partition.version,
+        job.features.entity_keys,
+        list(dict.fromkeys(c for slot in slots for c in slot.feature_columns)),
+        min_tasks=2 * spark.sparkContext.defaultParallelism,
+    )
+    return plan if plan is not None and plan.units else None
