@@ -22,7 +22,8 @@ EXAMPLES = {
     "score": """examples:
   lakescore score --job churn --ds 2026-11-20
   lakescore score --job churn --ds 2026-11-20 --model-version 3     # pin a version (backfill)
-  lakescore score --job churn --ds 2026-11-20 --json                # machine-readable result""",
+  lakescore score --job churn --ds 2026-11-20 --json                # machine-readable result
+  lakescore score --job churn --from 2026-11-01 --to 2026-11-30     # a range in one Spark app""",
     "validate": """examples:
   lakescore validate --job churn --ds 2026-11-20          # JSON + Data Docs under _reports/
   lakescore validate --job churn --ds 2026-11-20 --json""",
@@ -117,9 +118,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         return p
 
-    score = command("score", "Score one partition of a job and publish it (write-audit-publish).")
+    score = command(
+        "score",
+        "Score one partition of a job (or every day of a range) and publish it "
+        "(write-audit-publish).",
+    )
     score.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
-    score.add_argument("--ds", required=True, help="partition date, YYYY-MM-DD")
+    _partition_arguments(score)
     score.add_argument(
         "--model-version", type=int, help="pin this model version (wins over the alias)"
     )
@@ -142,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = command("validate", "Validate one partition with Great Expectations (no scoring).")
     validate.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
-    validate.add_argument("--ds", required=True, help="partition date, YYYY-MM-DD")
+    _partition_arguments(validate)
     validate.add_argument("--model-version", type=int, help="pin this model version")
     validate.add_argument("--input-version", type=int, help="pin the feature table's version")
 
@@ -237,6 +242,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _partition_arguments(p: argparse.ArgumentParser) -> None:
+    """``--ds D``, or ``--from D1 --to D2`` for a range run (one Spark application)."""
+    p.add_argument("--ds", help="partition date, YYYY-MM-DD")
+    p.add_argument(
+        "--from", dest="from_ds", metavar="D1", help="first day of a range run (with --to)"
+    )
+    p.add_argument("--to", dest="to_ds", metavar="D2", help="last day of a range run, included")
+
+
 # --------------------------------------------------------------------------- output helpers
 
 
@@ -316,8 +330,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     from lakescore.config import load_job
     from lakescore.run import score_partition
 
+    ranged = args.from_ds is not None or args.to_ds is not None
+    if ranged == (args.ds is not None) or (ranged and None in (args.from_ds, args.to_ds)):
+        raise BadInputError(f"lakescore {args.command}: give --ds D, or --from D1 --to D2")
     platform = _platform(args)
     job = load_job(args.job, platform=platform)
+    if ranged:
+        return _score_range(args, job, platform)
     progress = _RichProgress(quiet=args.json)
     validate_only = args.command == "validate"
     try:
@@ -350,6 +369,56 @@ def cmd_score(args: argparse.Namespace) -> int:
             f"in {result.seconds:.1f}s ({result.rows_per_s:,.0f} rows/s)"
         )
     return 0
+
+
+def _score_range(args: argparse.Namespace, job: Any, platform: Any) -> int:
+    """``--from D1 --to D2``: every day in one Spark application, one line per partition
+    (progress: partitions done / total, rows/s, ETA); exit 0 only if every day succeeded."""
+    from lakescore.run.range import range_days, range_exit_code, score_range
+
+    for flag in ("run_id", "txn_version", "input_version"):
+        if getattr(args, flag, None) is not None:
+            raise BadInputError(f"--{flag.replace('_', '-')} names one partition: not with --from")
+    days = range_days(args.from_ds, args.to_ds, job=job)
+    console = _console()
+
+    def report(outcome: Any, progress: Any) -> None:
+        if args.json:
+            return
+        what = (
+            f"{outcome.rows:,} rows in {outcome.seconds:.1f}s"
+            if outcome.error is None
+            else str(outcome.error).splitlines()[0]
+        )
+        colour = "red" if outcome.error is not None else "green"
+        console.print(
+            f"[bold cyan]{'partition':>13}[/] {outcome.ds} [{colour}]{outcome.status}[/] "
+            f"{what} [dim]({progress.line()})[/]",
+            soft_wrap=True,
+        )
+
+    if not args.json:
+        console.print(f"[bold cyan]{'range':>13}[/] {job.name}: {len(days)} partitions")
+    outcomes = score_range(
+        job,
+        days,
+        platform=platform,
+        model_version=args.model_version,
+        on_partition=report,
+        validate_only=args.command == "validate",
+        shadow=getattr(args, "shadow", "on") == "on",
+    )
+    failed = [o for o in outcomes if o.error is not None]
+    if args.json:
+        print(json.dumps([o.to_dict() for o in outcomes]))
+    else:
+        rows = sum(o.rows for o in outcomes)
+        print(
+            f"{args.command} {job.name} {days[0]}..{days[-1]}: "
+            f"{len(outcomes) - len(failed)} of {len(outcomes)} partitions, {rows:,} rows"
+            + (f"; failed: {', '.join(str(o.ds) for o in failed)}" if failed else "")
+        )
+    return range_exit_code(outcomes)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

@@ -24,10 +24,12 @@ from lakescore_airflow import dag_id_for
 from lakescore_airflow.callbacks import record_task_failure
 from lakescore_airflow.operators import (
     FeaturePartitionSensor,
+    PlanBackfillOperator,
     RecordLineageOperator,
     ResolveModelOperator,
     ResolvePartitionOperator,
     ScorePartitionOperator,
+    ScoreRangeOperator,
 )
 
 DS_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -205,12 +207,83 @@ def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = 
     return dag
 
 
+def build_backfill_dag(
+    job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = None
+) -> DAG:
+    """``backfill_<job>``: a date range in chunks, one Spark application per chunk.
+
+    plan_backfill (conf ``from``, ``to``, ``chunk_days``) >> resolve_model (one pinned version
+    for the whole backfill) >> score_range, mapped over the chunks; each chunk scores and
+    validates its days in one session (:mod:`lakescore.run.range`), so the JVM start, imports
+    and model load are paid once per chunk instead of once per day. Chunks run in parallel up
+    to the Spark pool's slots. Triggered by hand, never scheduled:
+    ``airflow dags trigger backfill_<job> -c '{"from": "2026-11-01", "to": "2026-11-30"}'``.
+    """
+    settings = job.airflow
+    on_failure = functools.partial(record_task_failure, job_name=job.name, conf_dir=conf_dir)
+    params = {
+        "from": Param(None, type=["null", "string"], pattern=DS_PATTERN, description="First day."),
+        "to": Param(None, type=["null", "string"], pattern=DS_PATTERN, description="Last day."),
+        "chunk_days": Param(
+            7, type="integer", minimum=1, description="Days per Spark application (one task)."
+        ),
+        "model_version": Param(
+            None, type=["null", "integer"], minimum=1, description="Pin a model version."
+        ),
+    }
+    with DAG(
+        dag_id=f"backfill_{job.name}",
+        description=f"backfill {job.output.table} over a date range (chunks of days)",
+        doc_md=_doc_md(job, platform),
+        schedule=None,
+        start_date=datetime.combine(job.schedule.start_date, time(), tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=[*platform.airflow.dag_tags, *job.tags, "backfill"],
+        params=params,
+        default_args={
+            "owner": job.owner,
+            "retries": settings.retries,
+            "retry_delay": settings.retry_delay,
+            "retry_exponential_backoff": settings.retry_exponential_backoff,
+            "max_retry_delay": settings.max_retry_delay,
+        },
+    ) as dag:
+        common = {"job_name": job.name, "conf_dir": conf_dir}
+        plan = PlanBackfillOperator(
+            task_id="plan_backfill", retries=0, on_failure_callback=on_failure, **common
+        )
+        resolve_model = ResolveModelOperator(
+            task_id="resolve_model",
+            ds="{{ dag_run.conf.get('from') or params['from'] }}",
+            model_version="{{ params.model_version if params.model_version else '' }}",
+            on_failure_callback=on_failure,
+            **common,
+        )
+        score = ScoreRangeOperator.partial(
+            task_id="score_range",
+            model_version="{{ ti.xcom_pull(task_ids='resolve_model') }}",
+            profile=job.spark_profile or platform.spark.default_profile,
+            conn_prefix=platform.airflow.spark_conn_prefix,
+            pool=platform.airflow.spark_pool,
+            execution_timeout=settings.score_timeout,
+            outlets=[prediction_asset(job)],
+            **common,
+        ).expand(chunk=plan.output)
+        plan >> resolve_model >> score
+    return dag
+
+
 def build_scoring_dags(conf_dir: str | None = None) -> dict[str, DAG]:
-    """Every job's DAG, keyed by dag id. Raises on the first broken config (file + key)."""
+    """Every job's scoring and backfill DAGs, keyed by dag id. Raises on the first broken
+    config (file + key)."""
     platform = load_platform(conf_dir)
     dags = {}
     for name in list_job_names(platform.conf_dir):
         job = load_job(name, platform=platform)
-        dag = build_dag(job, platform, conf_dir)
-        dags[dag.dag_id] = dag
+        for dag in (
+            build_dag(job, platform, conf_dir),
+            build_backfill_dag(job, platform, conf_dir),
+        ):
+            dags[dag.dag_id] = dag
     return dags

@@ -417,6 +417,57 @@ class ScorePartitionOperator(SparkSubmitOperator):
         )
 
 
+class PlanBackfillOperator(BaseOperator):
+    """The backfill DAG's plan: the run's ``from`` / ``to`` (conf or params) split into chunks
+    of ``chunk_days`` days; the XCom is the list ``[{"from": D1, "to": D2}, ...]`` the
+    scoring task maps over. A reversed or malformed range fails here, before any Spark."""
+
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, job_name: str, conf_dir: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+        self.conf_dir = conf_dir
+
+    def execute(self, context: Any) -> list[dict[str, str]]:
+        from lakescore.run.range import chunk_days, range_days
+
+        _, job = _load(self.job_name, self.conf_dir)
+        params = {**(context.get("params") or {}), **(context["dag_run"].conf or {})}
+        try:
+            if not params.get("from") or not params.get("to"):
+                raise BadInputError(
+                    "a backfill needs conf 'from' and 'to' (YYYY-MM-DD)", job=job.name
+                )
+            days = range_days(params["from"], params["to"], job=job)
+            chunks = chunk_days(days, int(params.get("chunk_days") or 7))
+        except (BadInputError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "job %s: backfill %s..%s, %d partitions in %d chunks",
+            job.name,
+            days[0],
+            days[-1],
+            len(days),
+            len(chunks),
+        )
+        return [{"from": c[0].isoformat(), "to": c[-1].isoformat()} for c in chunks]
+
+
+class ScoreRangeOperator(ScorePartitionOperator):
+    """``spark-submit jobs/score.py --job J --from D1 --to D2 --model-version N``: one Spark
+    application scores (and validates) every day of one chunk of a backfill, each day its own
+    publish and lineage row. Mapped over :class:`PlanBackfillOperator`'s chunks."""
+
+    def __init__(self, *, chunk: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(ds=chunk["from"], **kwargs)
+        args = list(self.application_args)
+        at = args.index("--ds")
+        args[at : at + 2] = ["--from", chunk["from"], "--to", chunk["to"]]
+        self.application_args = args
+        self.chunk = chunk
+
+
 def model_run_facet(**fields: Any) -> Any:
     """A custom OpenLineage run facet carrying the pinned model version of the run."""
     import attrs

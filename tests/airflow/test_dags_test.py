@@ -58,6 +58,12 @@ def test_dags_test_publishes_the_logical_dates_partition_with_airflow_ids(world,
     assert published.num_rows == ROWS_PER_DAY
     assert set(published["run_id"].to_pylist()) == {row["run_id"]}
     assert "record_lineage" in out.stdout + out.stderr
+    # The score task reused the validate task's outcome: no suite run, no Spark job for it,
+    # no cached partition, so it read the files with the fast reader.
+    details = json.loads(row["details"])
+    assert details["validated_by"] and details["validated_by"] != row["run_id"]
+    assert details["validation"]["spark_jobs"] == 0
+    assert details["score_reader"] == "files"
 
     # OpenLineage: Airflow's event names the datasets and the model; Spark's joins it.
     airflow_events = _events(Path(af_env["AIRFLOW_HOME"]) / "openlineage" / "events.jsonl")

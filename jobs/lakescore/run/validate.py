@@ -102,27 +102,27 @@ def _validate(
     models: RunModels,
     source: PartitionSource,
 ) -> ValidatedInput:
-    """Great Expectations on the partition (cached: validation and scoring read it once)."""
-    from lakescore.validation import build_rules, validate_partition
+    """Great Expectations on the partition (cached: validation and scoring read it once).
 
-    job, day, record, info = ctx.job, ctx.day, ctx.record, partition.info
-    previous = tables.previous_partition_rows(
-        job.features.table, job.features.partition_column, day, info.version
-    )
-    # An empty partition only gets here when the job allows publishing it: no row-count band.
-    previous_rows = previous[1] if previous and info.rows != 0 else None
-    rules = build_rules(job, models.model, previous_rows, ctx.platform.conf_dir)
-    cached = source.hold(source.df())
-    source.replace(cached)
+    When an earlier ``validate`` attempt of this Airflow run checked the same snapshot, its
+    outcome comes from lineage: no Great Expectations import, no suite, no cache (the scoring
+    pass may then take the file reader)."""
+    from lakescore.validation import validate_partition
+
+    job, record, info = ctx.job, ctx.record, partition.info
+    earlier = _earlier_validation(ctx, info.version) if ctx.request.validated else None
     tracker = spark.sparkContext.statusTracker()
     jobs_before = len(tracker.getJobIdsForGroup(ctx.run_id))
-    earlier = _earlier_validation(ctx, info.version) if ctx.request.validated else None
+    rules: list[Any] | None = None
     if earlier is not None:
         outcome = earlier
         ctx.progress.stage(
             "validate", f"validated by {record.details['validated_by']}: {outcome.summary()}"
         )
     else:
+        cached = source.hold(source.df())
+        source.replace(cached)
+        rules = _rules(ctx, partition, models)
         outcome = validate_partition(
             cached,
             rules,
@@ -147,7 +147,7 @@ def _validate(
             f"(report: {record.validation_report})",
         )
     if policy == "quarantine":
-        return _quarantine(ctx, partition, source, rules, outcome)
+        return _quarantine(ctx, partition, models, source, outcome, rules)
     if outcome.failed:
         record.validation_status = "warned"
         ctx.progress.stage(
@@ -159,15 +159,31 @@ def _validate(
     return ValidatedInput(source, None, info.rows, ran_in_spark=earlier is None)
 
 
+def _rules(ctx: RunContext, partition: CheckedPartition, models: RunModels) -> list[Any]:
+    """The job's expectations (defaults, declared, suite file) for this partition."""
+    from lakescore.validation import build_rules
+
+    job, info = ctx.job, partition.info
+    previous = tables.previous_partition_rows(
+        job.features.table, job.features.partition_column, ctx.day, info.version
+    )
+    # An empty partition only gets here when the job allows publishing it: no row-count band.
+    previous_rows = previous[1] if previous and info.rows != 0 else None
+    return build_rules(job, models.model, previous_rows, ctx.platform.conf_dir)
+
+
 def _quarantine(
     ctx: RunContext,
     partition: CheckedPartition,
+    models: RunModels,
     source: PartitionSource,
-    rules: Any,
     outcome: Any,
+    rules: list[Any] | None,
 ) -> ValidatedInput:
     """Policy ``quarantine``: the rows that fail row-level expectations go aside, unless
-    they are too many or a failed expectation is not about single rows."""
+    they are too many or a failed expectation is not about single rows. ``rules``: the
+    suite's rules when it ran here (the partition is cached), None when the outcome came
+    from an earlier attempt."""
     from lakescore.validation import split_rejects
 
     job, record = ctx.job, ctx.record
@@ -179,12 +195,14 @@ def _quarantine(
             f"nothing published: {', '.join(not_row_level)}",
         )
     # With no failures this is an empty rejects set: it clears earlier rejects of the day.
-    cached = source.df()
-    good, rejects = split_rejects(cached, rules if outcome.failed else [])
+    rows = source.df() if rules is not None else source.hold(source.df())
+    if outcome.failed and rules is None:
+        rules = _rules(ctx, partition, models)
+    good, rejects = split_rejects(rows, rules if outcome.failed else [])
     rejects = source.hold(rejects)
     source.replace(good)
     rejected = rejects.count() if outcome.failed else 0
-    total = partition.info.rows if partition.info.rows is not None else cached.count()
+    total = partition.info.rows if partition.info.rows is not None else rows.count()
     record.rejected_rows = rejected
     fraction = rejected / total if total else 0.0
     if fraction > job.validation.max_reject_fraction:
