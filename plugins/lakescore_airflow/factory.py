@@ -89,6 +89,18 @@ def _shadow_doc(job: ScoringJob) -> str:
     )
 
 
+def _default_args(job: ScoringJob) -> dict[str, Any]:
+    """Owner and retry policy of every task of the job's DAGs (from ``airflow:``)."""
+    settings = job.airflow
+    return {
+        "owner": job.owner,
+        "retries": settings.retries,
+        "retry_delay": settings.retry_delay,
+        "retry_exponential_backoff": settings.retry_exponential_backoff,
+        "max_retry_delay": settings.max_retry_delay,
+    }
+
+
 def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = None) -> DAG:
     """The scoring DAG of one job: resolve_partition >> wait_for_partition >> resolve_model
     >> validate_partition (when validation is enabled) >> score_and_publish >> record_lineage."""
@@ -144,13 +156,7 @@ def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = 
         tags=[*platform.airflow.dag_tags, *job.tags],
         deadline=deadline,
         params=params,
-        default_args={
-            "owner": job.owner,
-            "retries": settings.retries,
-            "retry_delay": settings.retry_delay,
-            "retry_exponential_backoff": settings.retry_exponential_backoff,
-            "max_retry_delay": settings.max_retry_delay,
-        },
+        default_args=_default_args(job),
     ) as dag:
         ds = "{{ ti.xcom_pull(task_ids='resolve_partition') }}"
         common = {"job_name": job.name, "conf_dir": conf_dir}
@@ -241,13 +247,7 @@ def build_backfill_dag(
         max_active_runs=1,
         tags=[*platform.airflow.dag_tags, *job.tags, "backfill"],
         params=params,
-        default_args={
-            "owner": job.owner,
-            "retries": settings.retries,
-            "retry_delay": settings.retry_delay,
-            "retry_exponential_backoff": settings.retry_exponential_backoff,
-            "max_retry_delay": settings.max_retry_delay,
-        },
+        default_args=_default_args(job),
     ) as dag:
         common = {"job_name": job.name, "conf_dir": conf_dir}
         plan = PlanBackfillOperator(

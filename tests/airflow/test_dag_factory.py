@@ -77,7 +77,22 @@ def test_dagbag_has_no_import_errors_for_the_shipped_conf(tmp_path):
     finally:
         os.environ.pop("LAKESCORE_CONF", None)
     assert bag.import_errors == {}
-    assert "score_churn" in bag.dag_ids
+    assert {"score_churn", "backfill_churn"} <= set(bag.dag_ids)
+
+
+def test_backfill_dag_maps_range_runs_over_the_plans_chunks(world):
+    from lakescore_airflow.factory import build_backfill_dag
+
+    dag = build_backfill_dag(world.job(), world.platform)
+    assert dag.dag_id == "backfill_churn" and dag.schedule is None
+    # score_range also reads the plan (its chunks) as the mapped XCom
+    assert dag.get_task("plan_backfill").downstream_task_ids == {"resolve_model", "score_range"}
+    assert dag.get_task("resolve_model").downstream_task_ids == {"score_range"}
+    score = dag.get_task("score_range")
+    assert (
+        type(score).__name__ == "MappedOperator" and score.pool == world.platform.airflow.spark_pool
+    )
+    assert set(dag.params) == {"from", "to", "chunk_days", "model_version"}
 
 
 def test_dag_settings_come_from_the_config(world):

@@ -10,21 +10,10 @@ from pathlib import Path
 import pytest
 
 from lakescore import tables
-from lakescore.airflow_local import airflow_bin, airflow_env, prepare
+from lakescore.airflow_local import airflow_bin
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def af_env(world, tmp_path_factory):
-    env = airflow_env(
-        tmp_path_factory.mktemp("airflow_home"),
-        conf_dir=world.conf_dir,
-        extra={"LAKESCORE_DEADLINES": "off"},  # apache/airflow#73428, see factory.py
-    )
-    prepare(env)
-    return env
 
 
 def dags_test(env, *args: str) -> subprocess.CompletedProcess:
