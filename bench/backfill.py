@@ -62,9 +62,9 @@ def main() -> None:
     parser.add_argument("--chunk-days", type=int, default=15)
     args = parser.parse_args()
 
-    from lakescore.airflow_local import airflow_bin, airflow_env, prepare
-    from lakescore.demo import write_feature_partitions
-    from lakescore.lineage import find_lineage
+    from lakescore.lakehouse.lineage import find_lineage
+    from lakescore.local.airflow_local import airflow_bin, airflow_env, prepare
+    from lakescore.local.demo import write_feature_partitions
 
     with bench_world("lakescore-bench-backfill-") as world:
         days = [START + timedelta(days=i) for i in range(args.days)]

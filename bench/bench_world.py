@@ -50,7 +50,7 @@ def bench_world(prefix: str) -> Iterator[BenchWorld]:
     """A fresh world under a temp dir named ``prefix*``, with the champion of the churn job's
     model registered; removed afterwards."""
     from lakescore.config import load_job, load_platform
-    from lakescore.demo import train_and_register
+    from lakescore.local.demo import train_and_register
 
     root = Path(tempfile.mkdtemp(prefix=prefix))
     try:

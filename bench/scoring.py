@@ -168,7 +168,7 @@ def register_models(platform: Any) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from lakescore.models import configure_mlflow
+    from lakescore.ml.models import configure_mlflow
 
     configure_mlflow(platform)
     client = MlflowClient()
@@ -214,7 +214,7 @@ def write_partitions(uri: str, days: dict[int, date]) -> None:
     import pyarrow as pa
     from deltalake import WriterProperties, write_deltalake
 
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     names = feature_names()
     schema = pa.schema(
@@ -256,7 +256,7 @@ def prepare_world(root: Path, sizes: list[int]) -> dict[str, Any]:
     from deltalake import DeltaTable
 
     from lakescore.config import load_job, load_platform
-    from lakescore.models import download_model, resolve_model_version
+    from lakescore.ml.models import download_model, resolve_model_version
 
     conf = write_conf(root)
     platform = load_platform(conf)
@@ -289,7 +289,7 @@ def prepare_world(root: Path, sizes: list[int]) -> dict[str, Any]:
     # A deployment runs `lakescore maintenance`, which compacts the lineage and metrics
     # tables every run appends one file to; a world reused over many bench runs would
     # otherwise read hundreds of files in every run's drift check.
-    from lakescore.recovery import MaintenanceReport, compact_shared_tables
+    from lakescore.ops.recovery import MaintenanceReport, compact_shared_tables
 
     compact_shared_tables(platform, MaintenanceReport("bench"))
     (root / "world.json").write_text(json.dumps(world, indent=1))
@@ -303,7 +303,7 @@ def _read_matrix(files: list[str], features: list[str], *, threads: bool) -> tup
     """(keys, float64 matrix) of a partition's files, built by lakescore's own code."""
     import pyarrow.parquet as pq
 
-    from lakescore.scoring import feature_matrix
+    from lakescore.ml.scoring import feature_matrix
 
     # memory_map: pyarrow's default pre-buffered read of these files was 10-100x slower
     # here on a loaded machine (0.03 s vs 0.5-4 s for 30 MB).
@@ -403,7 +403,7 @@ def _io_share(share: list[tuple[str, int]], features: list[str], out: str) -> No
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lakescore.scoring import feature_matrix
+    from lakescore.ml.scoring import feature_matrix
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
@@ -455,7 +455,7 @@ def child_pandas(world: dict[str, Any], model: str, rows: int) -> dict[str, Any]
     import pandas as pd
 
     from lakescore.config import load_platform
-    from lakescore.models import configure_mlflow
+    from lakescore.ml.models import configure_mlflow
 
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     configure_mlflow(load_platform(world["conf"]))
@@ -488,7 +488,7 @@ def child_spark_udf(
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
-    from lakescore.models import configure_mlflow
+    from lakescore.ml.models import configure_mlflow
 
     platform, spark = _session(world)
     configure_mlflow(platform)
@@ -550,22 +550,22 @@ def child_score_stage(
 ) -> dict[str, Any]:
     """lakescore's score stage alone (read -> score -> Parquet), two read paths in one warm
     session: Spark's Delta reader + ``score_features`` (what run.py does) and the
-    pyarrow-in-the-task reader of :mod:`lakescore.file_scoring`."""
+    pyarrow-in-the-task reader of :mod:`lakescore.ml.file_scoring`."""
     from datetime import date as _date
 
     import pyarrow as pa
 
-    from lakescore import tables
     from lakescore.config import load_job
-    from lakescore.file_scoring import (
+    from lakescore.lakehouse import tables
+    from lakescore.ml.file_scoring import (
         FileOutput,
         plan_partition_read,
         score_partition_files,
         write_partition_files,
     )
-    from lakescore.models import resolve_model_version
+    from lakescore.ml.models import resolve_model_version
+    from lakescore.ml.scoring import ModelSlot, score_features
     from lakescore.run.score import split_for_parallelism as _split_for_parallelism
-    from lakescore.scoring import ModelSlot, score_features
 
     platform, spark = _session(world)
     job = load_job(world["models"][model]["job"], platform=platform)
@@ -1187,7 +1187,7 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
         "e2e - steady. Validation is off in the bench jobs (see bench/validation_cost.py).",
         "- `score_stage_spark_reader` / `score_stage_file_reader`: lakescore's score stage "
         "alone (read -> score -> Parquet, no audit/publish) in a warm session: Spark's Delta "
-        "reader + `score_features` (what run.py does) vs `lakescore.file_scoring` (pyarrow "
+        "reader + `score_features` (what run.py does) vs `lakescore.ml.file_scoring` (pyarrow "
         "reads the log's files inside the Python tasks, one task per file or row-group "
         "group).",
         "- `multi_reference` = (sum of raw_1proc over the models + io_1proc) / cores; "

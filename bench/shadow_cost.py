@@ -29,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from lakescore.config import load_job
-    from lakescore.demo import train_and_register, write_feature_partitions
-    from lakescore.lineage import find_lineage
+    from lakescore.lakehouse.lineage import find_lineage
+    from lakescore.local.demo import train_and_register, write_feature_partitions
     from lakescore.run import score_partition
     from lakescore.spark import get_spark_session
 

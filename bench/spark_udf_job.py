@@ -29,7 +29,7 @@ def main() -> None:
     from pyspark.sql import functions as F
 
     from lakescore.config import load_platform
-    from lakescore.models import configure_mlflow
+    from lakescore.ml.models import configure_mlflow
 
     configure_mlflow(load_platform(args.conf_dir))
     spark = SparkSession.builder.getOrCreate()

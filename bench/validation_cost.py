@@ -24,8 +24,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     args = parser.parse_args()
 
-    from lakescore.demo import write_feature_partitions
-    from lakescore.lineage import find_lineage
+    from lakescore.lakehouse.lineage import find_lineage
+    from lakescore.local.demo import write_feature_partitions
     from lakescore.run import score_partition
     from lakescore.spark import get_spark_session
 

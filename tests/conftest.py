@@ -46,7 +46,7 @@ class World:
         Table), registered as job ``name`` with its own prediction table."""
         from deltalake import write_deltalake
 
-        from lakescore import tables
+        from lakescore.lakehouse import tables
 
         source = tables.read_table(self.job().features.table)
         write_deltalake(
@@ -110,7 +110,7 @@ airflow:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """A conf dir, a registered model (alias champion) and a 3-day feature table."""
     from lakescore.config import load_platform
-    from lakescore.demo import train_and_register, write_feature_partitions
+    from lakescore.local.demo import train_and_register, write_feature_partitions
 
     root = tmp_path_factory.mktemp("world")
     conf = root / "conf"
@@ -145,7 +145,7 @@ def browser() -> Iterator[object]:
 
 def lineage_rows(world: World, **where: object) -> list[dict]:
     """Lineage rows (delta-rs) matching ``where``, oldest first."""
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     if not tables.table_exists(world.platform.lineage_table):
         return []

@@ -32,8 +32,8 @@ def workload(archive: str, work: Path) -> None:
     from pyspark.sql import functions as F
 
     from lakescore.config import load_platform
+    from lakescore.lakehouse.tables import partition_predicate
     from lakescore.spark import get_spark_session, spark_conf
-    from lakescore.tables import partition_predicate
 
     platform = load_platform(REPO / "conf")
     options = " ".join(  # an archive in use cannot be dumped again: leave it out

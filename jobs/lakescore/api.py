@@ -15,9 +15,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakescore import tables
 from lakescore.config import PlatformConfig, list_job_names, load_job, load_platform
 from lakescore.errors import BadInputError
+from lakescore.lakehouse import tables
 
 if TYPE_CHECKING:
     import duckdb

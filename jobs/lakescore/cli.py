@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lakescore.errors import BadInputError, LakescoreError
+from lakescore.terminal import RichProgress, console, print_table
 
 EXAMPLES = {
     "score": """examples:
@@ -251,72 +252,6 @@ def _partition_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="to_ds", metavar="D2", help="last day of a range run, included")
 
 
-# --------------------------------------------------------------------------- output helpers
-
-
-def _console(stderr: bool = True) -> Any:
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 140)
-
-
-class _RichProgress:
-    """Stage lines plus a task bar on stderr while Spark works."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.console = _console()
-        self._bar: Any = None
-        self._task: Any = None
-
-    def stage(self, name: str, detail: str = "") -> None:
-        if self.quiet:
-            return
-        self._stop_bar()
-        self.console.print(f"[bold cyan]{name:>13}[/] {detail}", soft_wrap=True)
-
-    def tasks(self, done: int, total: int) -> None:
-        if self.quiet or not total:
-            return
-        if self._bar is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-            self._bar = Progress(
-                "[cyan]{task.description:>13}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("spark tasks", total=total)
-        self._bar.update(self._task, completed=done, total=total)
-
-    def _stop_bar(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-
-    def close(self) -> None:
-        self._stop_bar()
-
-
-def _print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, show_lines=False)
-    if not rows:
-        _console(stderr=False).print("(no rows)")
-        return
-    for column in rows[0]:
-        table.add_column(str(column))
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row.values()])
-    _console(stderr=False).print(table)
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -337,7 +272,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     job = load_job(args.job, platform=platform)
     if ranged:
         return _score_range(args, job, platform)
-    progress = _RichProgress(quiet=args.json)
+    progress = RichProgress(quiet=args.json)
     validate_only = args.command == "validate"
     try:
         result = score_partition(
@@ -380,7 +315,7 @@ def _score_range(args: argparse.Namespace, job: Any, platform: Any) -> int:
         if getattr(args, flag, None) is not None:
             raise BadInputError(f"--{flag.replace('_', '-')} names one partition: not with --from")
     days = range_days(args.from_ds, args.to_ds, job=job)
-    console = _console()
+    out = console()
 
     def report(outcome: Any, progress: Any) -> None:
         if args.json:
@@ -391,7 +326,7 @@ def _score_range(args: argparse.Namespace, job: Any, platform: Any) -> int:
             else str(outcome.error).splitlines()[0]
         )
         colour = "red" if outcome.error is not None else "green"
-        console.print(
+        out.print(
             f"[bold cyan]{'partition':>13}[/] {outcome.ds} [{colour}]{outcome.status}[/] "
             f"{what} [dim]({progress.line()})[/]",
             soft_wrap=True,
@@ -437,13 +372,13 @@ def cmd_sql(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, default=str))
     else:
-        _print_table(rows)
+        print_table(rows)
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from lakescore import tables
     from lakescore.config import load_job
+    from lakescore.lakehouse import tables
 
     job = load_job(args.job, platform=_platform(args))
     if not tables.table_exists(job.output.table):
@@ -470,7 +405,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, default=str))
     else:
-        _print_table(rows, title=f"{job.output.table}")
+        print_table(rows, title=f"{job.output.table}")
     return 0
 
 
@@ -507,12 +442,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
     else:
-        _print_table(rows)
+        print_table(rows)
     return 2 if broken else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from lakescore.demo import run_demo
+    from lakescore.local.demo import run_demo
 
     run_demo(_platform(args), job_name=args.job, days=args.days, rows=args.rows, as_json=args.json)
     return 0
@@ -524,7 +459,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     import signal
     import subprocess
 
-    from lakescore.airflow_local import admin_password, airflow_bin, airflow_env, prepare
+    from lakescore.local.airflow_local import admin_password, airflow_bin, airflow_env, prepare
 
     platform = _platform(args)
     home = Path(args.home or Path(platform.var_dir) / "airflow").resolve()
@@ -536,7 +471,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
             "AIRFLOW__API__BASE_URL": f"http://localhost:{args.port}",
         },
     )
-    err = _console()
+    err = console()
     err.print(f"preparing Airflow in {home} (metadata DB, pool {platform.airflow.spark_pool})")
     prepare(env)
     process = subprocess.Popen([airflow_bin(), "standalone"], env=env, start_new_session=True)
@@ -570,7 +505,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from lakescore.report import write_job_report
+    from lakescore.reporting.report import write_job_report
 
     path = write_job_report(_platform(args), args.job, args.out)
     if args.json:
@@ -582,7 +517,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from lakescore.config import load_job
-    from lakescore.governance import rollback_to_model_version, rollback_to_version
+    from lakescore.ops.governance import rollback_to_model_version, rollback_to_version
 
     platform = _platform(args)
     job = load_job(args.job, platform=platform)
@@ -591,7 +526,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             job, args.ds, args.to_version, platform=platform, reason=args.reason
         )
     else:
-        progress = _RichProgress(quiet=args.json)
+        progress = RichProgress(quiet=args.json)
         try:
             result = rollback_to_model_version(
                 job,
@@ -620,14 +555,14 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from lakescore.config import load_job
-    from lakescore.shadow import check_promotable, latest_comparisons, promote
+    from lakescore.ml.shadow import check_promotable, latest_comparisons, promote
 
     platform = _platform(args)
     job = load_job(args.job, platform=platform)
     _, current = check_promotable(platform, job, args.version, args.alias)
     comparisons = latest_comparisons(platform, job.name, args.version)
     if not args.json:
-        _print_table(
+        print_table(
             [_comparison_line(c) for c in comparisons],
             title=f"{job.model.name} v{args.version} vs champion (latest partitions, shadow runs)",
         )
@@ -654,7 +589,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    from lakescore.governance import erase
+    from lakescore.ops.governance import erase
 
     result = erase(
         _platform(args),
@@ -666,7 +601,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
-    _print_table(
+    print_table(
         [
             {"job": t.job, "table": t.kind, "rows deleted": t.rows_deleted, "version": t.version}
             for t in result.tables
@@ -687,7 +622,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
     from lakescore.config import load_job
-    from lakescore.governance import vacuum
+    from lakescore.ops.governance import vacuum
 
     platform = _platform(args)
     done = vacuum(
@@ -699,14 +634,14 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(done))
     else:
-        _print_table(done)
+        print_table(done)
     return 0
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from lakescore import tables
     from lakescore.config import load_job
-    from lakescore.forecast import check_window
+    from lakescore.lakehouse import tables
+    from lakescore.ops.forecast import check_window
 
     platform = _platform(args)
     job = load_job(args.job, platform=platform)
@@ -732,7 +667,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     else:
         print(check.message())
     if check.exceeds or check.at_risk:
-        _console().print(f"[bold yellow]warning:[/] {check.message()}", soft_wrap=True)
+        console().print(f"[bold yellow]warning:[/] {check.message()}", soft_wrap=True)
     return 0
 
 
@@ -756,7 +691,7 @@ def _comparison_line(row: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_maintenance(args: argparse.Namespace) -> int:
     from lakescore.config import load_job, parse_duration
-    from lakescore.recovery import maintain
+    from lakescore.ops.recovery import maintain
 
     platform = _platform(args)
     job = load_job(args.job, platform=platform)
@@ -819,10 +754,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LakescoreError as exc:
         if args.verbose:
             traceback.print_exc()
-        _console().print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        console().print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        _console().print("[bold red]interrupted[/]")
+        console().print("[bold red]interrupted[/]")
         return 130
     except Exception as exc:
         if args.verbose:
@@ -830,7 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lakescore.redaction import redact
 
         first = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
-        _console().print(
+        console().print(
             f"[bold red]error:[/] {type(exc).__name__}: {first} (use -v for details)",
             soft_wrap=True,
         )

@@ -22,6 +22,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -853,3 +854,10 @@ def is_inside(uri: str, root: str) -> bool:
         norm_uri = uri.rstrip("/") + "/"
         return norm_uri.startswith(root.rstrip("/") + "/") and "/../" not in norm_uri
     return Path(uri).resolve().is_relative_to(Path(root).resolve())
+
+
+def local_path(uri: str) -> str:
+    """``file:///a/b`` or ``file:/a/b`` -> ``/a/b`` (what a user can ``ls``); others unchanged."""
+    if uri.startswith("file:"):
+        return unquote(urlparse(uri).path) or uri
+    return uri

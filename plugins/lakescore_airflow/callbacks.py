@@ -28,7 +28,7 @@ def _record(
     conf_dir: str | None = None,
 ) -> None:
     from lakescore.config import load_platform
-    from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
+    from lakescore.lakehouse.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 
     platform = load_platform(conf_dir)
     now = utcnow()

@@ -50,7 +50,7 @@ def partition_for_run(
     run's logical date (scheduled runs, ``airflow backfill create``), or ``run_after`` for a
     manual trigger without a logical date; shifted by ``partition_offset_days``.
     """
-    from lakescore.tables import MAX_FUTURE_DAYS, parse_partition_date
+    from lakescore.lakehouse.tables import MAX_FUTURE_DAYS, parse_partition_date
 
     ahead = MAX_FUTURE_DAYS if max_future_days is None else max_future_days
 
@@ -120,7 +120,7 @@ class FeaturePartitionSensor(BaseSensorOperator):
         self.conf_dir = conf_dir
 
     def poke(self, context: Any) -> bool:
-        from lakescore import tables
+        from lakescore.lakehouse import tables
 
         platform, job = _load(self.job_name, self.conf_dir)
         day = tables.parse_partition_date(self.ds, job=job.name)
@@ -147,8 +147,8 @@ class FeaturePartitionSensor(BaseSensorOperator):
         """Before anything is scored: forecast the run time of this partition from the job's
         history and warn (``airflow.on_window_overflow: warn``, lineage row ``window_check``)
         or fail the run (``fail``) when it exceeds ``schedule.window``."""
-        from lakescore.forecast import check_window, record_window_warning
-        from lakescore.lineage import AirflowIds
+        from lakescore.lakehouse.lineage import AirflowIds
+        from lakescore.ops.forecast import check_window, record_window_warning
 
         if rows is None:
             self.log.warning("batch window: the Delta log has no row counts; no forecast")
@@ -211,8 +211,8 @@ class ResolveModelOperator(BaseOperator):
         self.conf_dir = conf_dir
 
     def execute(self, context: Any) -> int:
-        from lakescore import tables
-        from lakescore.models import check_signature, resolve_model_version
+        from lakescore.lakehouse import tables
+        from lakescore.ml.models import check_signature, resolve_model_version
 
         platform, job = _load(self.job_name, self.conf_dir)
         pinned = _optional_int(self.model_version)
@@ -349,7 +349,7 @@ class ScorePartitionOperator(SparkSubmitOperator):
     _published: dict[str, Any] | None = None
 
     def _lineage_of_this_attempt(self, context: Any) -> dict[str, Any] | None:
-        from lakescore.lineage import find_lineage
+        from lakescore.lakehouse.lineage import find_lineage
 
         platform, job = _load(self.job_name, self.conf_dir)
         ti = context["ti"]
@@ -510,7 +510,7 @@ class RecordLineageOperator(BaseOperator):
         self.conf_dir = conf_dir
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from lakescore.lineage import find_lineage
+        from lakescore.lakehouse.lineage import find_lineage
 
         platform, job = _load(self.job_name, self.conf_dir)
         dag_run = context["dag_run"]

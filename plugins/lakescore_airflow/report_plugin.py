@@ -3,7 +3,7 @@
 * A FastAPI app the API server mounts at ``/lakescore``:
 
   - ``GET /lakescore/reports``: the jobs (``conf/jobs/*.yaml``), each linked to its report;
-  - ``GET /lakescore/reports/{job}``: the job's report (:func:`lakescore.report.render_job_report`,
+  - ``GET /lakescore/reports/{job}``: the job's report (:func:`lakescore.reporting.report.render_job_report`,
     the page ``lakescore report`` writes), rendered from the lineage and metrics tables per
     request;
   - ``GET /lakescore/reports/{job}/files/{path}``: files under ``<reports_root>/<job>/`` (the
@@ -106,7 +106,7 @@ def create_app() -> Any:
     )
     def index(request: Request) -> HTMLResponse:
         from lakescore.config import list_job_names
-        from lakescore.report import render_index
+        from lakescore.reporting.report import render_index
 
         platform = platform_or_error()
         if isinstance(platform, Response):
@@ -126,7 +126,7 @@ def create_app() -> Any:
     )
     def job_report(job: str, request: Request) -> HTMLResponse:
         from lakescore.errors import BadInputError, ConfigError, LakescoreError
-        from lakescore.report import default_artifact_href, render_job_report
+        from lakescore.reporting.report import default_artifact_href, render_job_report
 
         platform = platform_or_error()
         if isinstance(platform, Response):

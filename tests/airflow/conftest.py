@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lakescore.airflow_local import airflow_env, prepare
+from lakescore.local.airflow_local import airflow_env, prepare
 
 
 @pytest.fixture(scope="module")

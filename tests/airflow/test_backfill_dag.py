@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from lakescore import tables
-from lakescore.airflow_local import airflow_bin
+from lakescore.lakehouse import tables
+from lakescore.local.airflow_local import airflow_bin
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
 
 pytestmark = pytest.mark.integration

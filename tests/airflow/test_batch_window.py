@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from lakescore.airflow_local import airflow_bin, airflow_env, prepare
-from lakescore.forecast import check_window
+from lakescore.local.airflow_local import airflow_bin, airflow_env, prepare
+from lakescore.ops.forecast import check_window
 from lakescore.run import score_partition
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lakescore.airflow_local import REPO
 from lakescore.errors import BadInputError
+from lakescore.local.airflow_local import REPO
 
 HEAVY = ("pyspark", "mlflow", "great_expectations", "deltalake", "sklearn", "duckdb", "pandas")
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from lakescore import tables
-from lakescore.airflow_local import airflow_bin, airflow_env, prepare
+from lakescore.lakehouse import tables
+from lakescore.local.airflow_local import airflow_bin, airflow_env, prepare
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
 from tests.support.processes import free_port, stop_groups, wait_until
 

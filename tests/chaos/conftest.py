@@ -118,7 +118,7 @@ def chaos_world(world: World) -> ChaosWorld:
     """The shared world plus: the shipped standalone/spot profiles in its platform.yaml, and
     job ``chaos`` (validation off, to keep runs short) over a feature table with BIG_DAY."""
     from lakescore.config import load_job
-    from lakescore.demo import write_feature_partitions
+    from lakescore.local.demo import write_feature_partitions
 
     conf = world.root / "chaos_conf"
     (conf / "jobs").mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ JOB = "race"
 
 
 def partition(uri: str, day: Any) -> tuple[int, int, set[str]]:
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     rows = tables.read_table(uri, partition_column="ds", start=day, end=day)
     keys = rows["customer_id"].to_pylist()
@@ -30,7 +30,7 @@ def partition(uri: str, day: Any) -> tuple[int, int, set[str]]:
 
 @pytest.mark.timeout(900)
 def test_two_days_at_once_both_land_even_on_the_first_publish(chaos_world: ChaosWorld) -> None:
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     uri = chaos_world.job(JOB).output.table
     assert not tables.table_exists(uri), "the first publish must create the table"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from lakescore.cli import main as lakescore_cli
-from lakescore.recovery import MARKER_SUFFIX
+from lakescore.ops.recovery import MARKER_SUFFIX
 from tests.chaos.conftest import ChaosWorld, finish
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
 from tests.support.processes import kill_group, wait_until
@@ -29,7 +29,7 @@ def partition_state(uri: str, day: date) -> dict[str, Any]:
     """Version, rows, keys and run ids of partition ``day`` as delta-rs sees it now."""
     from deltalake import DeltaTable
 
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     rows = tables.read_table(uri, partition_column="ds", start=day, end=day)
     keys = rows["customer_id"].to_pylist()

@@ -21,7 +21,7 @@ PROFILE = "standalone+spot"
 
 def published(uri: str, day: date) -> dict[str, list[Any]]:
     """Partition ``day`` as delta-rs reads it, sorted by key."""
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     rows = tables.read_table(uri, partition_column="ds", start=day, end=day)
     rows = rows.sort_by("customer_id")

@@ -38,11 +38,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from lakescore import layout, tables
 from lakescore.config import ConfigError, load_job
 from lakescore.errors import BadInputError, LakescoreError, ScoringFailure
+from lakescore.lakehouse import layout, tables
+from lakescore.quality.validation import ValidationFailed
 from lakescore.run import score_partition
-from lakescore.validation import ValidationFailed
 from tests.conftest import DAYS, ROWS_PER_DAY, World, commit_empty_partition, lineage_rows
 from tests.support.processes import free_port
 
@@ -317,7 +317,7 @@ def _nan(t: pa.Table) -> pa.Table:
 
 
 def _signature_mismatch(cat: Catalogue) -> Attempt:
-    from lakescore.demo import FEATURES
+    from lakescore.local.demo import FEATURES
 
     cat.write_job("c_sig_mismatch")
     # one signature input left out of the explicit list
@@ -326,7 +326,7 @@ def _signature_mismatch(cat: Catalogue) -> Attempt:
 
 
 def _extra_column_listed(cat: Catalogue) -> Attempt:
-    from lakescore.demo import FEATURES
+    from lakescore.local.demo import FEATURES
 
     cat.variant("c_extra_listed", _with_extra_columns)
     listed = ", ".join([*FEATURES, "region_code"])
@@ -344,7 +344,7 @@ def _registered_copy(cat: Catalogue, tag: str, mutate: Callable[[Path], None], i
     stored inside the configured artifact root or outside it."""
     from mlflow import MlflowClient
 
-    from lakescore.models import configure_mlflow
+    from lakescore.ml.models import configure_mlflow
 
     configure_mlflow(cat.platform)
     client = MlflowClient()
@@ -711,7 +711,7 @@ def test_bad_input_is_refused_clearly_and_publishes_nothing(
         print(f"[{case.id}] resolve_model {spent:.2f}s (bounds {low}..{high})")
         assert low <= spent <= high, f"resolve_model took {spent:.2f}s, bounds {low}..{high}"
     if attempt.secret:
-        from lakescore.report import write_job_report
+        from lakescore.reporting.report import write_job_report
 
         captured = capfd.readouterr()  # in process: everything this test printed or logged
         sys.stdout.write(captured.out)  # (keep the case's summary line visible with -rP)

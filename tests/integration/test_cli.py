@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lakescore import tables
+from lakescore.lakehouse import tables
 from lakescore.spark import spark_conf
 from tests.conftest import DAYS, REPO, ROWS_PER_DAY, World, lineage_rows
 

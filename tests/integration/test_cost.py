@@ -8,7 +8,7 @@ import re
 import pytest
 
 from lakescore.config import CostSpec
-from lakescore.report import render_job_report
+from lakescore.reporting.report import render_job_report
 from lakescore.run import score_partition
 from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
 

@@ -1,4 +1,4 @@
-"""The pyarrow-in-the-task reader (lakescore.file_scoring): it reads exactly the files the
+"""The pyarrow-in-the-task reader (lakescore.ml.file_scoring): it reads exactly the files the
 Delta log lists for the partition at the pinned version, scores them like the model's own
 ``predict_proba``, and refuses tables it cannot honour (deletion vectors)."""
 
@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from lakescore import tables
-from lakescore.file_scoring import plan_partition_read, score_partition_files
-from lakescore.models import ProbabilityScorer, download_model, resolve_model_version
-from lakescore.scoring import ModelSlot
+from lakescore.lakehouse import tables
+from lakescore.ml.file_scoring import plan_partition_read, score_partition_files
+from lakescore.ml.models import ProbabilityScorer, download_model, resolve_model_version
+from lakescore.ml.scoring import ModelSlot
 from tests.conftest import DAYS, ROWS_PER_DAY
 
 pytestmark = pytest.mark.integration
@@ -104,7 +104,7 @@ def test_a_run_without_validation_scores_through_the_files_and_publishes_exact_s
 
     import mlflow.sklearn
 
-    from lakescore.monitoring import QUANTILES
+    from lakescore.quality.monitoring import QUANTILES
     from lakescore.run import score_partition
     from tests.conftest import lineage_rows
 
@@ -189,9 +189,9 @@ def test_tasks_write_their_own_files_whose_rows_and_sums_match_spark(world, spar
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lakescore.file_scoring import FileOutput, write_partition_files
-    from lakescore.monitoring import distribution_expressions
-    from lakescore.scoring import audit_expressions
+    from lakescore.ml.file_scoring import FileOutput, write_partition_files
+    from lakescore.ml.scoring import audit_expressions
+    from lakescore.quality.monitoring import distribution_expressions
 
     job, model, plan = _plan(world, DAYS[2], min_tasks=3)
     model_dir = download_model(world.platform, model, job=job.name)

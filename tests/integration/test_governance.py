@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from lakescore import tables
 from lakescore.config import GovernanceSpec
 from lakescore.errors import BadInputError, PublishConflict
-from lakescore.governance import (
+from lakescore.lakehouse import tables
+from lakescore.ops.governance import (
     erase,
     rollback_to_model_version,
     rollback_to_version,
@@ -91,7 +91,7 @@ def test_rollback_to_a_table_version_restores_the_partition_byte_for_byte(world,
 
 
 def test_rollback_to_an_earlier_model_version_rescores_with_it(world, spark):
-    from lakescore.demo import train_and_register
+    from lakescore.local.demo import train_and_register
 
     name = "gov_model_rollback"
     world.variant_job(name, lambda t: t)
@@ -149,7 +149,7 @@ def test_erase_removes_exactly_the_named_entities_from_every_table(world, spark,
     )
     world.variant_job(plain, lambda t: t)
     # the plain job also runs a challenger, so it has a shadow table
-    from lakescore.demo import train_and_register
+    from lakescore.local.demo import train_and_register
 
     train_and_register(
         world.platform,

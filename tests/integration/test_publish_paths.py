@@ -10,7 +10,7 @@ import json
 import pyarrow.compute as pc
 import pytest
 
-from lakescore import tables
+from lakescore.lakehouse import tables
 from lakescore.run import score_partition
 from tests.conftest import DAYS, ROWS_PER_DAY, World, lineage_rows
 

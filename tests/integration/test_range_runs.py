@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from lakescore import tables
 from lakescore.errors import BadInputError
+from lakescore.lakehouse import tables
 from lakescore.run.range import range_days, range_exit_code, score_range
 from tests.conftest import DAYS, ROWS_PER_DAY, World, lineage_rows
 

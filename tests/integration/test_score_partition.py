@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import write_deltalake
 
-from lakescore import tables
 from lakescore.errors import AuditFailure, BadInputError
+from lakescore.lakehouse import tables
 from lakescore.run import score_partition
 from tests.conftest import DAYS, ROWS_PER_DAY, World, commit_empty_partition, lineage_rows
 
@@ -80,8 +80,8 @@ def test_happy_path_publishes_one_row_per_entity_with_model_and_lineage(world, s
 def test_score_is_probability_of_the_configured_positive_class(world, spark):
     import mlflow.sklearn
 
-    from lakescore.demo import FEATURES
-    from lakescore.models import configure_mlflow
+    from lakescore.local.demo import FEATURES
+    from lakescore.ml.models import configure_mlflow
 
     job = world.job()
     score_partition(job, DAYS[1], platform=world.platform, spark=spark)
@@ -152,7 +152,7 @@ def test_an_older_run_cannot_overwrite_a_newer_publish(world, spark):
 def test_alias_move_and_pinned_version(world, spark):
     from mlflow import MlflowClient
 
-    from lakescore.demo import train_and_register
+    from lakescore.local.demo import train_and_register
 
     job = world.job()
     v2 = train_and_register(
@@ -366,7 +366,7 @@ def test_a_first_publish_that_meets_another_runs_table_creation_waits_for_it(wor
     loser waits for the winner's commit and publishes into that table."""
     import threading
 
-    from lakescore import layout
+    from lakescore.lakehouse import layout
     from lakescore.run.publish import ensure_prediction_table as _ensure_prediction_table
 
     world.variant_job("first_race", lambda t: t)

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lakescore import tables
 from lakescore.errors import BadInputError
-from lakescore.monitoring import psi
+from lakescore.lakehouse import tables
+from lakescore.quality.monitoring import psi
 from lakescore.run import score_partition
 from tests.conftest import DAYS, ROWS_PER_DAY, World, lineage_rows
 
@@ -51,8 +51,8 @@ def _register_narrow(world: World) -> int:
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    from lakescore.demo import FEATURES, generate_customers
-    from lakescore.models import configure_mlflow
+    from lakescore.local.demo import FEATURES, generate_customers
+    from lakescore.ml.models import configure_mlflow
 
     configure_mlflow(world.platform)
     data = generate_customers(2_000, 5)
@@ -74,7 +74,7 @@ def _register_narrow(world: World) -> int:
 
 @pytest.fixture(scope="module")
 def registry(world: World) -> Registry:
-    from lakescore.demo import train_and_register
+    from lakescore.local.demo import train_and_register
 
     world.variant_job(JOB, lambda t: t)
     v1 = train_and_register(world.platform, MODEL, rows=4_000, max_iter=15, seed=3).version
@@ -93,7 +93,7 @@ def registry(world: World) -> Registry:
 def _set_champion(world: World, version: int) -> None:
     from mlflow import MlflowClient
 
-    from lakescore.models import configure_mlflow
+    from lakescore.ml.models import configure_mlflow
 
     configure_mlflow(world.platform)
     MlflowClient().set_registered_model_alias(MODEL, "champion", str(version))
@@ -108,8 +108,8 @@ def _predict(world: World, version: int, features: pa.Table) -> np.ndarray:
     """The model's own predict_proba(P(class 1)) on the feature rows, outside Spark."""
     import mlflow.sklearn
 
-    from lakescore.demo import FEATURES
-    from lakescore.models import configure_mlflow
+    from lakescore.local.demo import FEATURES
+    from lakescore.ml.models import configure_mlflow
 
     configure_mlflow(world.platform)
     model = mlflow.sklearn.load_model(f"models:/{MODEL}/{version}")
@@ -245,9 +245,9 @@ def _both_tables_published_and_compared(world, job, result, registry, day) -> di
 def test_scan_metric_counts_a_second_read(world, spark, registry):
     """Negative control for the read-once assertion: scoring the partition in two separate
     passes (one per model) shows up as two scans and twice the rows."""
-    from lakescore.models import ModelRef, download_model, resolve_model_version
-    from lakescore.scoring import score_features
-    from lakescore.shadow import keep_scan_locations, source_scan
+    from lakescore.ml.models import ModelRef, download_model, resolve_model_version
+    from lakescore.ml.scoring import score_features
+    from lakescore.ml.shadow import keep_scan_locations, source_scan
 
     keep_scan_locations(spark)
     job = world.job(JOB)
@@ -292,8 +292,8 @@ def _register_failing_in_workers(world: World) -> int:
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    from lakescore.demo import FEATURES, generate_customers
-    from lakescore.models import configure_mlflow
+    from lakescore.local.demo import FEATURES, generate_customers
+    from lakescore.ml.models import configure_mlflow
 
     configure_mlflow(world.platform)
     data = generate_customers(2_000, 9)
@@ -332,7 +332,7 @@ def _challenger_failed_and_champion_published(world, job, result, champion, chal
 def test_a_challenger_that_cannot_be_loaded_does_not_block_the_champion(world, spark, registry):
     """A challenger whose model artifact is corrupt fails when the driver loads it: marked
     failed, the champion publishes, the shadow partition stays as it was."""
-    from lakescore.demo import train_and_register
+    from lakescore.local.demo import train_and_register
 
     _set_champion(world, registry.champion)
     broken = train_and_register(
@@ -413,7 +413,7 @@ def test_promote_prints_comparison_refuses_mismatch_and_backfill_moves_exactly_t
     for day in DAYS:
         if _published_versions(job, day) != {registry.champion}:
             score_partition(job, day, platform=world.platform, spark=spark)
-    from lakescore.shadow import latest_comparisons
+    from lakescore.ml.shadow import latest_comparisons
 
     if not latest_comparisons(world.platform, JOB, registry.challenger):
         score_partition(job, DAYS[0], platform=world.platform, spark=spark)
@@ -470,7 +470,7 @@ def _published_versions(job, day: date) -> set[int]:
 def _champion(world: World) -> int:
     from mlflow import MlflowClient
 
-    from lakescore.models import configure_mlflow
+    from lakescore.ml.models import configure_mlflow
 
     configure_mlflow(world.platform)
     return int(MlflowClient().get_model_version_by_alias(MODEL, "champion").version)

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from lakescore import tables
 from lakescore.errors import BadInputError, DriftFailure
+from lakescore.lakehouse import tables
+from lakescore.quality.validation import ValidationFailed
 from lakescore.run import score_partition
-from lakescore.validation import ValidationFailed
 from tests.conftest import DAYS, ROWS_PER_DAY, World, lineage_rows
 
 pytestmark = pytest.mark.integration

@@ -36,7 +36,7 @@ def make_conf(root: Path, *, description: str = "", model: str = "churn_report")
 def lineage_record(job: str, ds: date, status: str, started: datetime, **fields: Any) -> Any:
     import uuid
 
-    from lakescore.lineage import LineageRecord
+    from lakescore.lakehouse.lineage import LineageRecord
 
     return LineageRecord(
         attempt_id=uuid.uuid4().hex,
@@ -65,7 +65,7 @@ def metrics_for(
     computed_at: datetime,
     model_version: int = 1,
 ) -> dict[str, Any]:
-    from lakescore.monitoring import DriftReport, ScoreDistribution, bin_edges, metrics_row
+    from lakescore.quality.monitoring import DriftReport, ScoreDistribution, bin_edges, metrics_row
 
     distribution = ScoreDistribution(
         rows=sum(counts),
@@ -107,8 +107,8 @@ DAY_COUNTS = [
 
 def seed_history(platform: Any, job: str = "churn") -> dict[str, Any]:
     """Three published days (lineage + metrics) and one failed attempt after them."""
-    from lakescore.lineage import append_lineage
-    from lakescore.monitoring import append_metrics
+    from lakescore.lakehouse.lineage import append_lineage
+    from lakescore.quality.monitoring import append_metrics
 
     days = [date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)]
     t0 = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from lakescore import tables
 from lakescore.config import load_job, load_platform
-from lakescore.lineage import append_lineage
-from lakescore.monitoring import append_metrics
-from lakescore.report import render_job_report, write_job_report
+from lakescore.lakehouse import tables
+from lakescore.lakehouse.lineage import append_lineage
+from lakescore.quality.monitoring import append_metrics
+from lakescore.reporting.report import render_job_report, write_job_report
 from tests.conftest import DAYS, World
 from tests.report.conftest import BASELINE, lineage_record, make_conf, metrics_for
 from tests.support.browser import assert_not_blank, full_page_screenshot

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from lakescore.config import load_job, load_platform
-from lakescore.models import ResolvedModel
-from lakescore.monitoring import append_metrics, bin_edges
-from lakescore.report import load_report_data, render_job_report
-from lakescore.shadow import Challenger, Comparison, metrics_rows
+from lakescore.ml.models import ResolvedModel
+from lakescore.ml.shadow import Challenger, Comparison, metrics_rows
+from lakescore.quality.monitoring import append_metrics, bin_edges
+from lakescore.reporting.report import load_report_data, render_job_report
 from tests.report.conftest import make_conf, seed_history
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from lakescore.airflow_local import admin_password
+from lakescore.local.airflow_local import admin_password
 from tests.support.processes import free_ports, group_alive, signal_group, wait_until
 
 BIN = Path(sys.executable).parent

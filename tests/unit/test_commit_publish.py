@@ -1,4 +1,4 @@
-"""The delta-rs publish commit (lakescore.tables.commit_partition_files): the files a run
+"""The delta-rs publish commit (lakescore.lakehouse.tables.commit_partition_files): the files a run
 wrote into the table's folder become the whole of one partition in one commit, checked
 first, idempotent per run, never replacing a newer run's publish, and safe against a
 commit that lands in between (a real concurrent delta-rs commit in the race window)."""
@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from lakescore import tables
 from lakescore.errors import PublishConflict, ScoringFailure
+from lakescore.lakehouse import tables
 
 DAY, OTHER_DAY = date(2026, 11, 20), date(2026, 11, 21)
 SCHEMA = pa.schema(

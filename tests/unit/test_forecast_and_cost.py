@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from lakescore.config import CostSpec
-from lakescore.cost import run_cost
-from lakescore.forecast import Forecast, WindowCheck, fit
+from lakescore.ops.cost import run_cost
+from lakescore.ops.forecast import Forecast, WindowCheck, fit
 
 
 def test_linear_fit_recovers_fixed_and_per_row_cost_and_its_band_covers_new_runs():

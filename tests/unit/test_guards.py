@@ -1,4 +1,4 @@
-"""Unit tests for the pieces of lakescore.guards that need no Spark: reading what Spark and
+"""Unit tests for the pieces of lakescore.quality.guards that need no Spark: reading what Spark and
 MLflow say when something is broken, and the staging probe."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lakescore.config import local_path
 from lakescore.errors import BadInputError, ScoringFailure
-from lakescore.guards import explain_failure, local_path, prepare_staging
+from lakescore.quality.guards import explain_failure, prepare_staging
 
 SPARK_CORRUPT = (
     "An error occurred while calling o123.save.\n: org.apache.spark.SparkException: "

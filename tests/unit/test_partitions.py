@@ -1,4 +1,4 @@
-"""Unit tests for partition parsing and predicates (lakescore.tables); no Spark, no Delta."""
+"""Unit tests for partition parsing and predicates (lakescore.lakehouse.tables); no Spark, no Delta."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from lakescore.errors import BadInputError
-from lakescore.tables import MAX_FUTURE_DAYS, parse_partition_date, partition_predicate
+from lakescore.lakehouse.tables import MAX_FUTURE_DAYS, parse_partition_date, partition_predicate
 
 # --------------------------------------------------------------------------- parse_partition_date
 

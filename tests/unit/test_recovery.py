@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from lakescore.config import load_job, load_platform
-from lakescore.lineage import LineageRecord, utcnow
-from lakescore.recovery import (
+from lakescore.lakehouse.lineage import LineageRecord, utcnow
+from lakescore.ops.recovery import (
     MARKER_SUFFIX,
     AttemptMarker,
     fault_point,
@@ -57,7 +57,7 @@ def dead_pid() -> tuple[int, int | None]:
 
 
 def lineage(platform) -> list[dict]:
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     if not tables.table_exists(platform.lineage_table):
         return []
@@ -130,7 +130,7 @@ def test_dead_attempt_becomes_an_abandoned_lineage_row_and_its_staging_goes(setu
 def test_a_dead_attempts_uncommitted_files_in_both_tables_go(setup) -> None:
     """Files a dead attempt's tasks wrote into the run folders of the prediction and the
     shadow table, never committed, are removed with its staging."""
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     platform, job = setup
     pid, _ = dead_pid()
@@ -184,9 +184,9 @@ def test_maintenance_compacts_the_shared_tables_and_keeps_every_row(setup) -> No
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
-    from lakescore import layout, tables
-    from lakescore.lineage import append_lineage
-    from lakescore.monitoring import previous_published
+    from lakescore.lakehouse import layout, tables
+    from lakescore.lakehouse.lineage import append_lineage
+    from lakescore.quality.monitoring import previous_published
 
     platform, job = setup
     for i in range(6):
@@ -222,9 +222,7 @@ def test_maintenance_compacts_the_shared_tables_and_keeps_every_row(setup) -> No
 
 
 def test_fault_point_kills_only_when_named() -> None:
-    code = (
-        "from lakescore.recovery import fault_point; fault_point('before_publish'); print('alive')"
-    )
+    code = "from lakescore.ops.recovery import fault_point; fault_point('before_publish'); print('alive')"
     env = {**os.environ, "LAKESCORE_FAULT": "before_publish"}
     killed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL and "alive" not in killed.stdout
@@ -238,7 +236,7 @@ def test_fault_point_kills_only_when_named() -> None:
 
 
 def test_publish_conflict_names_the_delta_exception() -> None:
-    from lakescore.tables import delta_conflict_name
+    from lakescore.lakehouse.tables import delta_conflict_name
 
     py4j = (
         "Py4JJavaError An error occurred while calling o412.save.\n: "

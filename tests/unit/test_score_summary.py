@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lakescore.scoring import ScoreSummary
+from lakescore.ml.scoring import ScoreSummary
 
 
 def batch_of(scores: list[float | None], keys: list[int | None], flags=None):
@@ -113,7 +113,7 @@ def test_an_empty_summary_has_no_mean_and_summaries_of_other_ranges_do_not_merge
 
 
 def test_units_are_balanced_over_tasks_by_rows() -> None:
-    from lakescore.file_scoring import ReadUnit, balance_units
+    from lakescore.ml.file_scoring import ReadUnit, balance_units
 
     sizes = [216, 216, 216, 55, 216, 216, 100, 100]
     units = [ReadUnit(f"f{i}", rows=n) for i, n in enumerate(sizes)]
@@ -127,7 +127,7 @@ def test_units_are_balanced_over_tasks_by_rows() -> None:
 
 
 def test_a_comparison_merged_over_tasks_equals_numpy_over_the_good_rows() -> None:
-    from lakescore.scoring import ComparisonSummary
+    from lakescore.ml.scoring import ComparisonSummary
 
     rng = np.random.default_rng(11)
     champion = rng.beta(2, 3, 5_000)
@@ -154,7 +154,7 @@ def test_a_comparison_merged_over_tasks_equals_numpy_over_the_good_rows() -> Non
 
 
 def test_a_challenger_without_scores_has_no_comparison_figures() -> None:
-    from lakescore.scoring import ComparisonSummary
+    from lakescore.ml.scoring import ComparisonSummary
 
     summary = ComparisonSummary(0.0, 1.0, 10, 0.5)
     summary.add(pa.array([0.2, 0.7]), pa.nulls(2, pa.float64()))
@@ -166,7 +166,7 @@ def test_a_challenger_without_scores_has_no_comparison_figures() -> None:
 def test_units_are_cut_into_tasks_of_equal_rows_covering_each_row_once(tmp_path) -> None:
     import pyarrow.parquet as pq
 
-    from lakescore.file_scoring import ReadUnit, _read_unit_batches, split_units
+    from lakescore.ml.file_scoring import ReadUnit, _read_unit_batches, split_units
 
     # two files of 3 row groups; units as plan_partition_read makes them (whole groups)
     units = []
@@ -193,7 +193,7 @@ def test_units_are_cut_into_tasks_of_equal_rows_covering_each_row_once(tmp_path)
 
 
 def test_no_sliver_is_cut_and_units_of_unknown_size_are_whole() -> None:
-    from lakescore.file_scoring import ReadUnit, split_units
+    from lakescore.ml.file_scoring import ReadUnit, split_units
 
     # the boundary falls 5,000 rows into the second unit: no 5,000-row piece is cut
     pieces, groups = split_units([ReadUnit("a", rows=95_000), ReadUnit("b", rows=105_000)], 2)

@@ -152,7 +152,7 @@ def test_every_lakescore_error_is_redacted():
 def test_lineage_rows_are_redacted():
     from datetime import UTC, date, datetime
 
-    from lakescore.lineage import LineageRecord
+    from lakescore.lakehouse.lineage import LineageRecord
 
     now = datetime.now(UTC)
     record = LineageRecord(
@@ -214,18 +214,18 @@ def _platform(tracking: str, artifact_root: str | None) -> PlatformConfig:
     ],
 )
 def test_model_locations_outside_the_registry_store_are_refused(tracking, root, location, allowed):
-    from lakescore.guards import _location_allowed
+    from lakescore.ml.models import _location_allowed
 
     assert _location_allowed(_platform(tracking, root), location) is allowed
 
 
 def test_refusal_names_model_version_and_source(monkeypatch):
-    from lakescore import guards
+    from lakescore.ml import models
 
-    monkeypatch.setattr(guards, "model_download_uri", lambda *_: "file:///tmp/evil/model")
+    monkeypatch.setattr(models, "model_download_uri", lambda *_: "file:///tmp/evil/model")
     platform = _platform("sqlite:////r/m.db", "/r/artifacts")
     with pytest.raises(BadInputError) as info:
-        guards.check_model_source(
+        models.check_model_source(
             platform, "churn", 7, "http://u:hunter2@elsewhere/model", job="churn"
         )
     message = str(info.value)

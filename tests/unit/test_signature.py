@@ -1,11 +1,11 @@
-"""Unit tests for the model-signature check (lakescore.models); no MLflow is imported."""
+"""Unit tests for the model-signature check (lakescore.ml.models); no MLflow is imported."""
 
 from __future__ import annotations
 
 import pytest
 
 from lakescore.errors import BadInputError
-from lakescore.models import ResolvedModel, check_signature, type_family
+from lakescore.ml.models import ResolvedModel, check_signature, type_family
 
 SIGNATURE = (("tenure", "double"), ("monthly_charges", "double"), ("contract", "string"))
 

@@ -1,4 +1,4 @@
-"""The feature-value check of the scoring pass (lakescore.scoring.ValueCheck): which values
+"""The feature-value check of the scoring pass (lakescore.ml.scoring.ValueCheck): which values
 are refused, how rows are flagged, and that a flagged row is never handed to a model."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lakescore import layout
-from lakescore.scoring import (
+from lakescore.lakehouse import layout
+from lakescore.ml.scoring import (
     ModelSlot,
     ValueCheck,
     bad_value_flags,
@@ -116,7 +116,7 @@ def test_a_finite_matrix_skips_scikit_learns_check_and_nothing_else_changes() ->
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from lakescore.models import ProbabilityScorer
+    from lakescore.ml.models import ProbabilityScorer
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(500, 3))

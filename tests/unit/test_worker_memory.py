@@ -1,4 +1,4 @@
-"""The scoring worker's allocator setting (lakescore.scoring.keep_freed_memory)."""
+"""The scoring worker's allocator setting (lakescore.ml.scoring.keep_freed_memory)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _FAULTS_OF_BATCHES = textwrap.dedent(
     import resource, sys
     import numpy as np
     sys.path.insert(0, {jobs!r})
-    from lakescore.scoring import keep_freed_memory
+    from lakescore.ml.scoring import keep_freed_memory
     if {tuned}:
         assert keep_freed_memory()
     def batch():

@@ -12,11 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lakescore import guards
-from lakescore import shadow as shadow_scoring
 from lakescore.errors import DriftFailure
-from lakescore.lineage import utcnow
-from lakescore.monitoring import (
+from lakescore.lakehouse.lineage import utcnow
+from lakescore.ml import shadow as shadow_scoring
+from lakescore.ml.scoring import (
+    audit_from_metrics,
+    bad_value_counts,
+    require_clean_audit,
+    written_stats,
+)
+from lakescore.quality import guards
+from lakescore.quality.monitoring import (
     ScoreDistribution,
     append_metrics,
     distribution_from_metrics,
@@ -26,12 +32,6 @@ from lakescore.run.context import RunContext
 from lakescore.run.resolve import RunModels
 from lakescore.run.score import ScoredOutput
 from lakescore.run.validate import ValidatedInput
-from lakescore.scoring import (
-    audit_from_metrics,
-    bad_value_counts,
-    require_clean_audit,
-    written_stats,
-)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -42,7 +42,7 @@ class AuditedOutput:
     """The audit's verdict on the written scores, and the scores as a Spark DataFrame when
     the publish (staging path) or the challengers' comparison reads them back."""
 
-    audit: Any  # lakescore.scoring.Audit
+    audit: Any  # lakescore.ml.scoring.Audit
     observed: dict[str, Any]
     staged: DataFrame | None
 
@@ -172,8 +172,8 @@ def drift_stage(
 
 
 def _assess_drift(distribution: ScoreDistribution, ctx: RunContext, models: RunModels) -> Any:
-    from lakescore.models import BASELINE_ARTIFACT
-    from lakescore.monitoring import assess_drift, load_baseline, previous_published
+    from lakescore.ml.models import BASELINE_ARTIFACT
+    from lakescore.quality.monitoring import assess_drift, load_baseline, previous_published
 
     model, job = models.model, ctx.job
     artifact = model.tags.get("lakescore.baseline", BASELINE_ARTIFACT)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lakescore import guards, tables
 from lakescore.errors import BadInputError
+from lakescore.lakehouse import tables
+from lakescore.quality import guards
 from lakescore.run.context import RunContext
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lakescore.config import PlatformConfig, ScoringJob
-from lakescore.lineage import LineageRecord, utcnow
+from lakescore.lakehouse.lineage import LineageRecord, utcnow
 from lakescore.run.progress import ProgressReporter, StageTimer
 
 

@@ -16,12 +16,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from lakescore import guards, tables
-from lakescore import shadow as shadow_scoring
 from lakescore.config import PlatformConfig, ScoringJob
 from lakescore.errors import LakescoreError, as_lakescore_error
-from lakescore.lineage import AirflowIds, LineageRecord, utcnow
-from lakescore.recovery import AttemptMarker, fault_point
+from lakescore.lakehouse import tables
+from lakescore.lakehouse.lineage import AirflowIds, LineageRecord, utcnow
+from lakescore.ml import shadow as shadow_scoring
+from lakescore.ml.scoring import ModelSlot, ValueCheck
+from lakescore.ops.recovery import AttemptMarker, fault_point
+from lakescore.quality import guards
 from lakescore.run import audit as audit_
 from lakescore.run import publish as publish_
 from lakescore.run.check import check_partition, fails_when_empty, refuse_empty_partition
@@ -37,7 +39,6 @@ from lakescore.run.score import ScoringPlan, score_stage
 from lakescore.run.score_path import choose_score_path
 from lakescore.run.session import BackgroundSession, attach_session
 from lakescore.run.validate import validate_partition_stage
-from lakescore.scoring import ModelSlot, ValueCheck
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -1,7 +1,7 @@
 """Stages ``publish`` and ``shadow``: the audited scores become one Delta version.
 
 The champion's scores replace partition ds of the prediction table in one atomic commit
-(delta-rs commit of the files written in place, or :func:`lakescore.tables.replace_partition`
+(delta-rs commit of the files written in place, or :func:`lakescore.lakehouse.tables.replace_partition`
 of the staged rows); quarantined rows replace the day's partition of the rejects table; the
 challengers' scores go to the shadow table afterwards, where a failure is recorded and never
 undoes or blocks the champion's publish.
@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from lakescore import layout, tables
-from lakescore import shadow as shadow_scoring
-from lakescore.lineage import utcnow
-from lakescore.monitoring import append_metrics, metrics_row
+from lakescore.lakehouse import layout, tables
+from lakescore.lakehouse.lineage import utcnow
+from lakescore.ml import shadow as shadow_scoring
+from lakescore.quality.monitoring import append_metrics, metrics_row
 from lakescore.run.audit import AuditedOutput, metrics_identity
 from lakescore.run.check import CheckedPartition
 from lakescore.run.context import RunContext

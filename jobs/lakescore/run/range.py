@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lakescore import tables
 from lakescore.config import PlatformConfig, ScoringJob
 from lakescore.errors import LakescoreError, as_lakescore_error
-from lakescore.lineage import AirflowIds
+from lakescore.lakehouse import tables
+from lakescore.lakehouse.lineage import AirflowIds
 from lakescore.run.context import RunResult
 from lakescore.run.pipeline import score_partition
 from lakescore.run.progress import ProgressReporter
@@ -136,7 +136,7 @@ def score_range(
     docstring. ``on_partition`` is called after each partition with its outcome and the
     range's progress. Raises only for problems of the whole range (the model does not
     resolve, Spark does not start); a partition's own failure is in its outcome."""
-    from lakescore.models import resolve_model_version
+    from lakescore.ml.models import resolve_model_version
     from lakescore.spark import get_spark_session
 
     pinned = resolve_model_version(platform, job.model, model_version, job=job.name)

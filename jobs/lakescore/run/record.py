@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lakescore.config import PlatformConfig, ScoringJob
-from lakescore.cost import run_cost
-from lakescore.executors import executor_losses
-from lakescore.lineage import LineageRecord, append_lineage, utcnow
-from lakescore.recovery import recover_abandoned
+from lakescore.lakehouse.lineage import LineageRecord, append_lineage, utcnow
+from lakescore.ops.cost import run_cost
+from lakescore.ops.executors import executor_losses
+from lakescore.ops.recovery import recover_abandoned
 from lakescore.run.progress import ProgressReporter, StageTimer
 
 if TYPE_CHECKING:

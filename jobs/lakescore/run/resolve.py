@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lakescore import guards
-from lakescore import shadow as shadow_scoring
-from lakescore.models import (
+from lakescore.ml import shadow as shadow_scoring
+from lakescore.ml.models import (
     ProbabilityScorer,
     ResolvedModel,
+    check_model_loadable,
     check_signature,
     download_model,
     resolve_model_version,
@@ -73,7 +73,5 @@ def load_models(ctx: RunContext, models: RunModels) -> None:
     they load here before any Spark work."""
     with ctx.stages("load_model"):
         models.model_dir = download_model(ctx.platform, models.model, job=ctx.job.name)
-        models.scorer = guards.check_model_loadable(
-            models.model_dir, models.model, job=ctx.job.name
-        )
+        models.scorer = check_model_loadable(models.model_dir, models.model, job=ctx.job.name)
         shadow_scoring.load_challengers(ctx.platform, ctx.job, models.challengers)

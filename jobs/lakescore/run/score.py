@@ -13,28 +13,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from lakescore import layout
-from lakescore import shadow as shadow_scoring
-from lakescore.file_scoring import (
+from lakescore.lakehouse import layout
+from lakescore.ml import shadow as shadow_scoring
+from lakescore.ml.file_scoring import (
     FileOutput,
     WrittenFiles,
     score_partition_files,
     write_partition_files,
 )
-from lakescore.monitoring import distribution_expressions
-from lakescore.run.context import RunContext
-from lakescore.run.progress import watch_tasks
-from lakescore.run.record import record_executor_losses, task_metrics
-from lakescore.run.resolve import RunModels
-from lakescore.run.score_path import ChosenPath
-from lakescore.run.validate import ValidatedInput
-from lakescore.scoring import (
+from lakescore.ml.scoring import (
     ModelSlot,
     ValueCheck,
     audit_expressions,
     score_models,
     with_prediction_columns,
 )
+from lakescore.quality.monitoring import distribution_expressions
+from lakescore.run.context import RunContext
+from lakescore.run.progress import watch_tasks
+from lakescore.run.record import record_executor_losses, task_metrics
+from lakescore.run.resolve import RunModels
+from lakescore.run.score_path import ChosenPath
+from lakescore.run.validate import ValidatedInput
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -3,7 +3,7 @@
 Two readers:
 
 * ``files``: each Python task reads Parquet files the Delta log lists with pyarrow
-  (:mod:`lakescore.file_scoring`), skipping Spark's JVM -> Arrow path (2-5x faster score
+  (:mod:`lakescore.ml.file_scoring`), skipping Spark's JVM -> Arrow path (2-5x faster score
   stage in ``bench/scoring.py``). Needs workers that see the driver's files (local mode), a
   local feature table, a plan the log allows (no deletion vectors or column mapping, a
   non-empty partition), and a partition not already cached in Spark by validation.
@@ -18,7 +18,7 @@ Two publish paths:
   and, with active challengers, the ``files`` reader and a shadow table that takes delta-rs
   commits too.
 * ``staging``: every model's scores go to a private staging folder; the publish rewrites them
-  with :func:`lakescore.tables.replace_partition` (delta-spark ``replaceWhere`` for tables
+  with :func:`lakescore.lakehouse.tables.replace_partition` (delta-spark ``replaceWhere`` for tables
   delta-rs does not commit to).
 
 The writer follows: with ``files`` and ``commit`` the Python tasks write the published files
@@ -34,9 +34,9 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from lakescore import shadow as shadow_scoring
-from lakescore import tables
-from lakescore.file_scoring import PartitionRead, plan_partition_read
+from lakescore.lakehouse import tables
+from lakescore.ml import shadow as shadow_scoring
+from lakescore.ml.file_scoring import PartitionRead, plan_partition_read
 from lakescore.run.check import CheckedPartition
 from lakescore.run.context import RunContext
 from lakescore.run.resolve import RunModels
@@ -45,7 +45,7 @@ from lakescore.run.validate import ValidatedInput
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from lakescore.scoring import ModelSlot
+    from lakescore.ml.scoring import ModelSlot
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def _replace(facts: PathFacts, **changes: bool) -> PathFacts:
 def _file_plan(
     spark: SparkSession, ctx: RunContext, partition: CheckedPartition, slots: list[ModelSlot]
 ) -> PartitionRead | None:
-    """The read plan of :mod:`lakescore.file_scoring`, or None when the log does not allow it
+    """The read plan of :mod:`lakescore.ml.file_scoring`, or None when the log does not allow it
     (deletion vectors, column mapping, an empty partition)."""
     job = ctx.job
     plan = plan_partition_read(

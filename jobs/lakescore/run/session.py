@@ -16,13 +16,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakescore import shadow as shadow_scoring
-from lakescore import tables
 from lakescore.config import PlatformConfig, ScoringJob
-from lakescore.models import ProbabilityScorer, ResolvedModel
+from lakescore.lakehouse import tables
+from lakescore.ml import shadow as shadow_scoring
+from lakescore.ml.models import ProbabilityScorer, ResolvedModel
+from lakescore.ml.scoring import warm_python_workers
 from lakescore.run.context import RunContext
 from lakescore.run.resolve import RunModels
-from lakescore.scoring import warm_python_workers
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakescore import tables
+from lakescore.lakehouse import tables
 from lakescore.run.check import CheckedPartition
 from lakescore.run.context import RunContext
 from lakescore.run.resolve import RunModels
@@ -107,7 +107,7 @@ def _validate(
     When an earlier ``validate`` attempt of this Airflow run checked the same snapshot, its
     outcome comes from lineage: no Great Expectations import, no suite, no cache (the scoring
     pass may then take the file reader)."""
-    from lakescore.validation import validate_partition
+    from lakescore.quality.validation import validate_partition
 
     job, record, info = ctx.job, ctx.record, partition.info
     earlier = _earlier_validation(ctx, info.version) if ctx.request.validated else None
@@ -161,7 +161,7 @@ def _validate(
 
 def _rules(ctx: RunContext, partition: CheckedPartition, models: RunModels) -> list[Any]:
     """The job's expectations (defaults, declared, suite file) for this partition."""
-    from lakescore.validation import build_rules
+    from lakescore.quality.validation import build_rules
 
     job, info = ctx.job, partition.info
     previous = tables.previous_partition_rows(
@@ -184,7 +184,7 @@ def _quarantine(
     they are too many or a failed expectation is not about single rows. ``rules``: the
     suite's rules when it ran here (the partition is cached), None when the outcome came
     from an earlier attempt."""
-    from lakescore.validation import split_rejects
+    from lakescore.quality.validation import split_rejects
 
     job, record = ctx.job, ctx.record
     not_row_level = [f["expectation"] for f in outcome.failures if not f["row_level"]]
@@ -218,7 +218,7 @@ def _quarantine(
 
 
 def _fail(ctx: RunContext, message: str) -> None:
-    from lakescore.validation import ValidationFailed
+    from lakescore.quality.validation import ValidationFailed
 
     ctx.record.validation_status = "failed"
     raise ValidationFailed(message, job=ctx.job.name, ds=ctx.ds)
@@ -226,8 +226,8 @@ def _fail(ctx: RunContext, message: str) -> None:
 
 def _earlier_validation(ctx: RunContext, input_version: int) -> Any:
     """The outcome of this Airflow run's ``validate`` attempt on the same snapshot, if any."""
-    from lakescore.lineage import find_lineage
-    from lakescore.validation import ValidationOutcome
+    from lakescore.lakehouse.lineage import find_lineage
+    from lakescore.quality.validation import ValidationOutcome
 
     record = ctx.record
     if not record.airflow.run_id:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lakescore.config import PlatformConfig, ScoringJob
-from lakescore.models import BASELINE_ARTIFACT, configure_mlflow
+from lakescore.ml.models import BASELINE_ARTIFACT, configure_mlflow
 from lakescore.run import RunResult
 
 FEATURES: tuple[str, ...] = (
@@ -205,7 +205,7 @@ def write_feature_partitions(
     import pyarrow as pa
     from deltalake import WriterProperties, write_deltalake
 
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     uri = job.features.table
     key = job.features.entity_keys[0]
@@ -256,9 +256,9 @@ def score_through_airflow(
     the result is read back from the lineage row the run wrote."""
     import subprocess
 
-    from lakescore.airflow_local import airflow_bin, airflow_env, prepare
     from lakescore.errors import ScoringFailure
-    from lakescore.lineage import find_lineage
+    from lakescore.lakehouse.lineage import find_lineage
+    from lakescore.local.airflow_local import airflow_bin, airflow_env, prepare
 
     home = Path(platform.var_dir) / "airflow"
     # Airflow 3.3.2's `dags test` crashes after a successful run of a DAG with a deadline
@@ -320,10 +320,10 @@ def run_demo(
     from rich.table import Table
 
     from lakescore import api
-    from lakescore.cli import _RichProgress
     from lakescore.config import load_job
     from lakescore.run import score_partition
     from lakescore.spark import get_spark_session
+    from lakescore.terminal import RichProgress
 
     started = time.perf_counter()
     # Wide enough for the tables when piped (rich assumes 80 columns without a terminal).
@@ -353,7 +353,7 @@ def run_demo(
     if days > 1:
         spark = get_spark_session(platform, job.spark_profile, app_name="lakescore-demo")
         for day in day_list[:-1]:
-            progress = _RichProgress(quiet=False)
+            progress = RichProgress(quiet=False)
             try:
                 results.append(
                     score_partition(job, day, platform=platform, spark=spark, progress=progress)

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from lakescore import tables
 from lakescore.errors import BadInputError
+from lakescore.lakehouse import tables
 
 if TYPE_CHECKING:
     from lakescore.config import PlatformConfig, ScoringJob

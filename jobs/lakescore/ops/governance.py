@@ -30,7 +30,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakescore import layout, tables
 from lakescore.config import (
     IDENTIFIER_PATTERN,
     PlatformConfig,
@@ -39,7 +38,8 @@ from lakescore.config import (
     load_job,
 )
 from lakescore.errors import BadInputError, ScoringFailure, as_lakescore_error
-from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
+from lakescore.lakehouse import layout, tables
+from lakescore.lakehouse.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 
 if TYPE_CHECKING:
     import pyarrow as pa

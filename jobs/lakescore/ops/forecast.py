@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lakescore.config import PlatformConfig, ScoringJob
 
 if TYPE_CHECKING:
-    from lakescore.lineage import AirflowIds
+    from lakescore.lakehouse.lineage import AirflowIds
 
 MIN_RUNS = 3
 HISTORY_RUNS = 50
@@ -171,7 +171,7 @@ def run_history(
     platform: PlatformConfig, job: str, limit: int = HISTORY_RUNS
 ) -> list[tuple[int, float]]:
     """``(input_rows, duration_s)`` of the job's newest succeeded score runs (lineage)."""
-    from lakescore.lineage import find_lineage
+    from lakescore.lakehouse.lineage import find_lineage
 
     rows = find_lineage(platform.lineage_table, job=job, action="score", status="succeeded")
     points = [
@@ -251,7 +251,7 @@ def record_window_warning(
     so the warning is queryable and shows in the report next to the run it preceded."""
     import uuid
 
-    from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
+    from lakescore.lakehouse.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 
     airflow = airflow or AirflowIds.from_env()
     now = utcnow()

@@ -8,7 +8,7 @@ A run with challengers (``model.challengers`` in the job file, ``shadow.enabled`
   signature does not match the job's features is a config error naming it (the run stops
   before Spark starts, like a champion mismatch).
 * **score**: every model scores each Arrow batch in the same Python worker
-  (:func:`lakescore.scoring.score_models`); the staged output holds one score column per model.
+  (:func:`lakescore.ml.scoring.score_models`); the staged output holds one score column per model.
 * **compare** (one aggregation over the staged output): score correlation, mean difference,
   PSI of the challenger's histogram against the champion's, and the share of entities whose
   decision flips at ``shadow.decision_threshold``. One metrics row per challenger
@@ -30,16 +30,21 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakescore import layout, tables
 from lakescore.errors import BadInputError, LakescoreError
-from lakescore.models import ResolvedModel, check_signature, download_model, resolve_model_version
-from lakescore.monitoring import bin_edges, psi
+from lakescore.lakehouse import layout, tables
+from lakescore.ml.models import (
+    ResolvedModel,
+    check_signature,
+    download_model,
+    resolve_model_version,
+)
+from lakescore.quality.monitoring import bin_edges, psi
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from lakescore.config import PlatformConfig, ScoringJob
-    from lakescore.scoring import ComparisonSummary
+    from lakescore.ml.scoring import ComparisonSummary
 
 CHALLENGER = "challenger"
 
@@ -164,7 +169,7 @@ def load_challengers(
 ) -> None:
     """Download and load each active challenger on the driver; a failure marks it failed
     (the champion still runs)."""
-    from lakescore.guards import check_model_loadable  # the champion's load path too
+    from lakescore.ml.models import check_model_loadable  # the champion's load path too
 
     for challenger in challengers:
         if not challenger.active or challenger.model is None:
@@ -193,8 +198,8 @@ def ship_challengers(challengers: list[Challenger], ship: Any) -> None:
 
 
 def slots(challengers: list[Challenger]) -> list[Any]:
-    """The :class:`~lakescore.scoring.ModelSlot` of every active challenger."""
-    from lakescore.scoring import ModelSlot
+    """The :class:`~lakescore.ml.scoring.ModelSlot` of every active challenger."""
+    from lakescore.ml.scoring import ModelSlot
 
     return [
         ModelSlot.of(
@@ -484,8 +489,8 @@ def shadow_file_output(
     key_fields: list[Any],
 ) -> Any:
     """Where the scoring tasks write this challenger's scores: its files in the run's folder
-    of the shadow table, in the shadow layout (:class:`lakescore.file_scoring.FileOutput`)."""
-    from lakescore.file_scoring import FileOutput
+    of the shadow table, in the shadow layout (:class:`lakescore.ml.file_scoring.FileOutput`)."""
+    from lakescore.ml.file_scoring import FileOutput
 
     assert challenger.model is not None
     part = job.features.partition_column
@@ -723,7 +728,7 @@ def promote(
     append a lineage row (action ``promote``; ``details`` has from/to version and reason)."""
     from mlflow import MlflowClient
 
-    from lakescore.lineage import LineageRecord, append_lineage, utcnow
+    from lakescore.lakehouse.lineage import LineageRecord, append_lineage, utcnow
 
     candidate, current = check_promotable(platform, job, version, alias)
     if comparisons is None:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from lakescore.config import PlatformConfig, ScoringJob
-from lakescore.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
+from lakescore.lakehouse.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
 
 FAULT_ENV = "LAKESCORE_FAULT"
 # Where ``LAKESCORE_FAULT`` may stop a run: after the staged files are written, right before
@@ -191,7 +191,7 @@ def _remove_uncommitted_files(job: ScoringJob, body: dict[str, Any]) -> str | No
     """The data files an abandoned attempt wrote into the prediction table's folder (and
     the shadow table's) and never committed (it died between its scoring pass and its
     commit); the removed folders, comma-separated."""
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     removed = []
     for uri in (job.output.table, job.shadow_table):
@@ -222,7 +222,7 @@ def _is_abandoned(body: dict[str, Any], marker: Path, stale_after: timedelta) ->
 def _record_abandoned(
     platform: PlatformConfig, job: ScoringJob, body: dict[str, Any], marker: Path
 ) -> dict[str, Any]:
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     output_version = None
     output_table = body.get("output_table") or job.output.table
@@ -306,7 +306,7 @@ def vacuum_uncommitted(
     and deleted unless ``dry_run``. Uses delta-rs VACUUM (full: untracked files too)."""
     from deltalake import DeltaTable
 
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     if not tables.table_exists(uri):
         return
@@ -330,7 +330,7 @@ def compact_shared_tables(platform: PlatformConfig, report: MaintenanceReport) -
     append is reported and left for the next maintenance."""
     from deltalake import DeltaTable
 
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     for uri in (platform.lineage_table, platform.metrics_table):
         if not tables.table_exists(uri):

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
-from lakescore.config import ModelRef, PlatformConfig
-from lakescore.errors import BadInputError, ScoringFailure
+from lakescore.config import ModelRef, PlatformConfig, is_inside, local_path
+from lakescore.errors import BadInputError, LakescoreError, ScoringFailure
+from lakescore.redaction import redact
 
 BASELINE_ARTIFACT = "lakescore/score_baseline.json"
 
@@ -156,8 +158,6 @@ def resolve_model_version(
     except OSError as exc:  # requests' connection errors and timeouts
         raise _registry_failure(platform, ref, f"{type(exc).__name__}: {exc}", job) from None
     # Nothing is read from a location outside the configured registry store, not even metadata.
-    from lakescore.guards import check_model_source
-
     location = check_model_source(platform, ref.name, int(mv.version), str(mv.source), job=job)
     info = _model_info(f"models:/{ref.name}/{mv.version}", job=job)
     if info.signature is None or info.signature.inputs is None:
@@ -317,7 +317,7 @@ def download_model(platform: PlatformConfig, model: ResolvedModel, *, job: str |
 class ProbabilityScorer:
     """Loaded model + the column of ``predict_proba`` that holds the positive class.
 
-    Built once per Python worker process (see :func:`lakescore.scoring.scorer_for`).
+    Built once per Python worker process (see :func:`lakescore.ml.scoring.scorer_for`).
     """
 
     def __init__(self, model_dir: str, flavor: str, positive_class: int | str) -> None:
@@ -405,3 +405,94 @@ class ProbabilityScorer:
         if out.ndim == 2:
             out = out[:, self._column]
         return out.astype(np.float64, copy=False)
+
+
+# --------------------------------------------------------------------------- artifact guards
+
+
+def model_download_uri(platform: PlatformConfig, name: str, version: int) -> str:
+    """Where the registry says version ``version``'s artifacts are (what MLflow loads)."""
+    from mlflow import MlflowClient
+
+    return str(MlflowClient().get_model_version_download_uri(name, str(version)))
+
+
+def check_model_source(
+    platform: PlatformConfig, name: str, version: int, source: str, *, job: str | None = None
+) -> str:
+    """Refuse a model version whose artifacts live outside the configured registry store.
+
+    Allowed: below ``mlflow.artifact_root`` (local path or URI), or ``mlflow-artifacts:``
+    URIs (served by the configured tracking server itself). Returns the download URI.
+    """
+    location = model_download_uri(platform, name, version)
+    if _location_allowed(platform, location):
+        return location
+    root = platform.mlflow.artifact_root or "(mlflow.artifact_root is not set)"
+    raise BadInputError(
+        f"model {name} version {version} loads from {redact(location)} (source "
+        f"{redact(source)}), outside the configured registry store {redact(root)}; "
+        "lakescore loads model artifacts only from there",
+        job=job,
+        key="model",
+    )
+
+
+def _location_allowed(platform: PlatformConfig, location: str) -> bool:
+    parsed = urlparse(location)
+    if parsed.scheme == "mlflow-artifacts":
+        return urlparse(platform.mlflow.tracking_uri).scheme in ("http", "https")
+    root = platform.mlflow.artifact_root
+    if not root:
+        return False
+    if parsed.scheme in ("", "file"):
+        path = unquote(parsed.path) if parsed.scheme == "file" else location
+        root_path = unquote(urlparse(root).path) if root.startswith("file:") else root
+        return Path(path).is_absolute() and is_inside(path, root_path)
+    return is_inside(location, root)
+
+
+def check_model_loadable(
+    model_dir: Path, model: ResolvedModel, *, job: str | None = None
+) -> ProbabilityScorer:
+    """Load the downloaded model once on the driver: a corrupt or missing model file (or a
+    positive class the classifier does not have) fails here, naming the model and the file,
+    instead of inside every Spark task."""
+    import yaml
+
+    mlmodel = model_dir / "MLmodel"
+    where = f"model {model.name} version {model.version}"
+    try:
+        flavors: dict[str, Any] = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInputError(
+            f"{where}: its MLmodel file is unreadable ({type(exc).__name__})",
+            job=job,
+            file=_artifact_file(model, "MLmodel"),
+        ) from None
+    spec = flavors.get("sklearn") if model.flavor == "sklearn" else flavors.get("python_function")
+    relative = str((spec or {}).get("pickled_model") or (spec or {}).get("model_path") or "")
+    if relative and not (model_dir / relative).exists():
+        raise BadInputError(
+            f"{where}: model file {relative} is missing from its artifacts",
+            job=job,
+            file=_artifact_file(model, relative),
+        )
+    try:
+        return ProbabilityScorer(str(model_dir), model.flavor, model.positive_class)
+    except LakescoreError as exc:
+        exc.file = exc.file and _artifact_file(model, relative or "MLmodel")
+        raise exc.with_context(job=job) from None
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise BadInputError(
+            f"{where} cannot be loaded ({type(exc).__name__}: {first[:300]})",
+            job=job,
+            file=_artifact_file(model, relative or "MLmodel"),
+        ) from None
+
+
+def _artifact_file(model: ResolvedModel, relative: str) -> str:
+    """The registry-side location of one artifact file (what the user can go and fix)."""
+    base = model.storage_location or model.source
+    return redact(local_path(base.rstrip("/") + "/" + relative))

@@ -19,7 +19,7 @@ SCORED_AT = "scored_at"
 # Added after the entity keys, before the partition column, in this order.
 PREDICTION_COLUMNS = (SCORE, MODEL_NAME, MODEL_VERSION, RUN_ID, SCORED_AT)
 # Staged output only (never published): the refused feature values of a row, as
-# "column:inf,column:nan"; null for a clean row (see lakescore.scoring.ValueCheck).
+# "column:inf,column:nan"; null for a clean row (see lakescore.ml.scoring.ValueCheck).
 BAD_VALUES = "_lakescore_bad_values"
 
 
@@ -108,7 +108,7 @@ def lineage_schema() -> pa.Schema:
             pa.field("cost", pa.float64()),
             pa.field("cost_per_1k", pa.float64()),
             # executors the Spark application lost during the run (killed, preempted,
-            # decommissioned); see lakescore.executors
+            # decommissioned); see lakescore.ops.executors
             pa.field("lost_executors", pa.int64()),
         ]
     )

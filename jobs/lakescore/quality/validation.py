@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from lakescore.config import DeclaredExpectation, ScoringJob
 from lakescore.errors import BadInputError
-from lakescore.guards import explain_failure
+from lakescore.quality.guards import explain_failure
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-    from lakescore.models import ResolvedModel
+    from lakescore.ml.models import ResolvedModel
 
 # Spark type names Great Expectations reports, per model signature type.
 _NUMERIC_SPARK_TYPES = [

@@ -3,7 +3,7 @@
 
 The histogram is computed by Spark as observed metrics of the scoring pass's staging write (no
 pass of its own; :func:`score_distribution` is the same aggregation over any DataFrame), PSI
-in plain Python. Results go to the metrics table (:func:`lakescore.layout.metrics_schema`).
+in plain Python. Results go to the metrics table (:func:`lakescore.lakehouse.layout.metrics_schema`).
 
 PSI = sum_i (a_i - e_i) * ln(a_i / e_i) over bin proportions (empty bins count as 1e-4).
 Common reading: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 large shift.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from lakescore import layout
+from lakescore.lakehouse import layout
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -226,7 +226,7 @@ def append_metrics(uri: str, rows: list[dict[str, Any]]) -> None:
 
 def previous_published(uri: str, job: str, ds: date) -> tuple[date, list[float], list[int]] | None:
     """The latest published champion histogram of ``job`` for a partition before ``ds``."""
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     rows = tables.select_rows(
         uri,

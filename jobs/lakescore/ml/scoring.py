@@ -17,8 +17,8 @@ from datetime import date, datetime
 from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
-from lakescore import layout
 from lakescore.errors import AuditFailure
+from lakescore.lakehouse import layout
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructField, StructType
 
-    from lakescore.models import ProbabilityScorer, ResolvedModel
+    from lakescore.ml.models import ProbabilityScorer, ResolvedModel
 
 _SCORERS: dict[tuple[str, str, str], ProbabilityScorer] = {}
 
@@ -39,7 +39,7 @@ def scorer_for(
     ``model_dir`` with MLflow. A model directory is one registered version: the cache key."""
     key = (model_dir, flavor, repr(positive_class))
     if key not in _SCORERS:
-        from lakescore.models import ProbabilityScorer
+        from lakescore.ml.models import ProbabilityScorer
 
         _SCORERS[key] = (
             ProbabilityScorer.from_sklearn(estimator.value, positive_class, model_dir)
@@ -131,7 +131,7 @@ class ValueCheck:
 
     Checked in the Python worker on the batches it scores anyway (no extra read of the
     partition). A row holding such a value is not scored; the staged output names its
-    columns in :data:`lakescore.layout.BAD_VALUES` and the audit refuses the partition."""
+    columns in :data:`lakescore.lakehouse.layout.BAD_VALUES` and the audit refuses the partition."""
 
     columns: tuple[str, ...]
     allow_nan: bool
@@ -322,7 +322,7 @@ def _import_scoring_modules(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Re
     """Runs in a Python worker: the imports of the scoring pass (scikit-learn takes seconds)."""
     import sklearn.base  # noqa: F401
 
-    import lakescore.models  # noqa: F401
+    import lakescore.ml.models  # noqa: F401
 
     yield from batches
 
@@ -494,7 +494,7 @@ def written_stats(
     exact quantiles (the lower of the two middle values; pyarrow sorts one column in half
     the time of DuckDB's ``quantile_disc``), about 0.2 s for 2M rows against 1-2 s in the
     JVM. Other folders go through one Spark aggregation over the key and score columns."""
-    from lakescore.monitoring import QUANTILES
+    from lakescore.quality.monitoring import QUANTILES
 
     if "://" not in folder.removeprefix("file://"):
         import glob
@@ -577,7 +577,7 @@ class _PartialSums:
 @dataclass
 class ScoreSummary(_PartialSums):
     """The audit's and the drift histogram's partial sums over scored rows, for scoring tasks
-    that write their own files (:mod:`lakescore.file_scoring`): each task sums its batches,
+    that write their own files (:mod:`lakescore.ml.file_scoring`): each task sums its batches,
     the driver merges the tasks' summaries, and :meth:`metrics` gives the values that
     :func:`audit_expressions` and :func:`distribution_expressions` give in Spark.
 
@@ -724,7 +724,7 @@ def _increasing_key_range(keys: Sequence[pa.Array]) -> tuple[bool, Any, Any]:
 @dataclass
 class ComparisonSummary(_PartialSums):
     """A challenger's scores against the champion's on the same rows, as partial sums that
-    scoring tasks return and the driver merges: what :func:`lakescore.shadow.compare` gets
+    scoring tasks return and the driver merges: what :func:`lakescore.ml.shadow.compare` gets
     from one Spark aggregation over the staged scores. A challenger score is *good* when it
     is finite and within ``low``-``high``; the pairwise figures cover the good rows only.
 

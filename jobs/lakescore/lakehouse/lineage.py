@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lakescore import layout
+from lakescore.lakehouse import layout
 from lakescore.redaction import redact, redact_deep
 
 
@@ -76,7 +76,7 @@ class AirflowIds:
 
 @dataclass
 class LineageRecord:
-    """Field names and types follow :func:`lakescore.layout.lineage_schema`."""
+    """Field names and types follow :func:`lakescore.lakehouse.layout.lineage_schema`."""
 
     attempt_id: str
     run_id: str
@@ -164,6 +164,6 @@ def append_lineage(uri: str, records: list[LineageRecord]) -> None:
 
 def find_lineage(uri: str, **equals: Any) -> list[dict[str, Any]]:
     """Lineage rows whose columns equal ``equals``, oldest first."""
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     return tables.select_rows(uri, sort_by="started_at", **equals)

@@ -19,18 +19,15 @@ import contextlib
 import re
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING
 
-from lakescore.config import PlatformConfig, is_inside
+from lakescore.config import local_path
 from lakescore.errors import BadInputError, LakescoreError, ScoringFailure
-from lakescore.redaction import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from lakescore.models import ProbabilityScorer, ResolvedModel
-    from lakescore.scoring import AuditResult
+    from lakescore.ml.scoring import AuditResult
 
 
 # --------------------------------------------------------------------------- lineage
@@ -39,7 +36,7 @@ if TYPE_CHECKING:
 def check_lineage_appendable(uri: str, *, job: str | None = None) -> None:
     """The lineage table (if it exists yet) must load, or a run could publish scores that
     lineage cannot record. delta-rs appends by loading the same log."""
-    from lakescore import tables
+    from lakescore.lakehouse import tables
 
     if not tables.table_exists(uri):
         return
@@ -79,106 +76,6 @@ def prepare_staging(staging_dir: Path, *, job: str | None = None) -> None:
         ) from None
 
 
-# --------------------------------------------------------------------------- model
-
-
-def model_download_uri(platform: PlatformConfig, name: str, version: int) -> str:
-    """Where the registry says version ``version``'s artifacts are (what MLflow loads)."""
-    from mlflow import MlflowClient
-
-    return str(MlflowClient().get_model_version_download_uri(name, str(version)))
-
-
-def check_model_source(
-    platform: PlatformConfig, name: str, version: int, source: str, *, job: str | None = None
-) -> str:
-    """Refuse a model version whose artifacts live outside the configured registry store.
-
-    Allowed: below ``mlflow.artifact_root`` (local path or URI), or ``mlflow-artifacts:``
-    URIs (served by the configured tracking server itself). Returns the download URI.
-    """
-    location = model_download_uri(platform, name, version)
-    if _location_allowed(platform, location):
-        return location
-    root = platform.mlflow.artifact_root or "(mlflow.artifact_root is not set)"
-    raise BadInputError(
-        f"model {name} version {version} loads from {redact(location)} (source "
-        f"{redact(source)}), outside the configured registry store {redact(root)}; "
-        "lakescore loads model artifacts only from there",
-        job=job,
-        key="model",
-    )
-
-
-def _location_allowed(platform: PlatformConfig, location: str) -> bool:
-    parsed = urlparse(location)
-    if parsed.scheme == "mlflow-artifacts":
-        return urlparse(platform.mlflow.tracking_uri).scheme in ("http", "https")
-    root = platform.mlflow.artifact_root
-    if not root:
-        return False
-    if parsed.scheme in ("", "file"):
-        path = unquote(parsed.path) if parsed.scheme == "file" else location
-        root_path = unquote(urlparse(root).path) if root.startswith("file:") else root
-        return Path(path).is_absolute() and is_inside(path, root_path)
-    return is_inside(location, root)
-
-
-def check_model_loadable(
-    model_dir: Path, model: ResolvedModel, *, job: str | None = None
-) -> ProbabilityScorer:
-    """Load the downloaded model once on the driver: a corrupt or missing model file (or a
-    positive class the classifier does not have) fails here, naming the model and the file,
-    instead of inside every Spark task."""
-    import yaml
-
-    from lakescore.models import ProbabilityScorer
-
-    mlmodel = model_dir / "MLmodel"
-    where = f"model {model.name} version {model.version}"
-    try:
-        flavors: dict[str, Any] = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInputError(
-            f"{where}: its MLmodel file is unreadable ({type(exc).__name__})",
-            job=job,
-            file=_artifact_file(model, "MLmodel"),
-        ) from None
-    spec = flavors.get("sklearn") if model.flavor == "sklearn" else flavors.get("python_function")
-    relative = str((spec or {}).get("pickled_model") or (spec or {}).get("model_path") or "")
-    if relative and not (model_dir / relative).exists():
-        raise BadInputError(
-            f"{where}: model file {relative} is missing from its artifacts",
-            job=job,
-            file=_artifact_file(model, relative),
-        )
-    try:
-        return ProbabilityScorer(str(model_dir), model.flavor, model.positive_class)
-    except LakescoreError as exc:
-        exc.file = exc.file and _artifact_file(model, relative or "MLmodel")
-        raise exc.with_context(job=job) from None
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise BadInputError(
-            f"{where} cannot be loaded ({type(exc).__name__}: {first[:300]})",
-            job=job,
-            file=_artifact_file(model, relative or "MLmodel"),
-        ) from None
-
-
-def _artifact_file(model: ResolvedModel, relative: str) -> str:
-    """The registry-side location of one artifact file (what the user can go and fix)."""
-    base = model.storage_location or model.source
-    return redact(local_path(base.rstrip("/") + "/" + relative))
-
-
-def local_path(uri: str) -> str:
-    """``file:///a/b`` or ``file:/a/b`` -> ``/a/b`` (what a user can ``ls``); others unchanged."""
-    if uri.startswith("file:"):
-        return unquote(urlparse(uri).path) or uri
-    return uri
-
-
 # --------------------------------------------------------------------------- feature values
 
 
@@ -197,7 +94,7 @@ def refuse_bad_input(
     refused feature values (infinite, or NaN when not allowed; ``bad_values()`` counts them
     by column) or, unless validation already enforced them, null or duplicate entity keys.
     The audit of the staged output counted all of it: the partition is read once."""
-    from lakescore.scoring import describe_bad_values
+    from lakescore.ml.scoring import describe_bad_values
 
     problems = describe_bad_values(bad_values(), features) if audit.bad_value_rows else []
     if check_keys and audit.null_keys:

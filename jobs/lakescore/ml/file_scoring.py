@@ -5,7 +5,7 @@ Spark's JVM reader -> Arrow -> Python path costs more than the scoring of a fast
 script). Here Spark schedules one task per file (or per group of row groups) over a tiny
 DataFrame of task ids (``spark.range``: no shuffle), and each task reads its files with
 pyarrow (one thread: the task's core budget), hands the batches to
-:func:`lakescore.scoring.score_record_batches` and returns (keys, score) Arrow batches.
+:func:`lakescore.ml.scoring.score_record_batches` and returns (keys, score) Arrow batches.
 
 The Delta log stays the truth: the files are the log's add actions for the partition at the
 pinned version, and the partition value comes from the log, not from the path. Tables this
@@ -14,7 +14,7 @@ refused by :func:`plan_partition_read`, which returns None so the caller uses Sp
 
 :func:`write_partition_files` goes one step further for a publish: each task also writes its
 scores as its own Parquet file (pyarrow) and returns one row, the file's name and the audit's
-partial sums (:class:`lakescore.scoring.ScoreSummary`). No scored row crosses into the JVM.
+partial sums (:class:`lakescore.ml.scoring.ScoreSummary`). No scored row crosses into the JVM.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-    from lakescore.scoring import ComparisonSummary, ModelSlot, ScoreSummary, ValueCheck
+    from lakescore.ml.scoring import ComparisonSummary, ModelSlot, ScoreSummary, ValueCheck
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def score_units(
     """Runs in the Python worker: task ids -> the scored (keys + scores) batches of its units
     (unit ``id``, or with ``groups`` the units of group ``id``)."""
 
-    from lakescore.scoring import score_record_batches
+    from lakescore.ml.scoring import score_record_batches
 
     features = dict.fromkeys(c for slot in slots for c in slot.feature_columns)
     columns = [*key_columns, *(c for c in features if c not in key_columns)]
@@ -208,11 +208,11 @@ def score_partition_files(
     check: ValueCheck | None = None,
 ) -> DataFrame:
     """Keys + one score column per slot for every row of the planned files: one Spark task
-    per read unit, no shuffle; the same output schema as :func:`lakescore.scoring.score_models`."""
+    per read unit, no shuffle; the same output schema as :func:`lakescore.ml.scoring.score_models`."""
     from pyspark.sql.pandas.types import from_arrow_type
     from pyspark.sql.types import StructField
 
-    from lakescore.scoring import scored_schema
+    from lakescore.ml.scoring import scored_schema
 
     key_fields = [StructField(k, from_arrow_type(plan.key_types[k]), True) for k in key_columns]
     out_schema = scored_schema(key_fields, slots, check)
@@ -245,7 +245,7 @@ class FileOutput:
     high: float = 1.0
     bins: int = 10
     # A challenger's output: also compare its scores with this column's (the champion's),
-    # deciding at ``threshold`` (:class:`lakescore.scoring.ComparisonSummary`).
+    # deciding at ``threshold`` (:class:`lakescore.ml.scoring.ComparisonSummary`).
     compare_to: str | None = None
     threshold: float = 0.5
 
@@ -291,7 +291,7 @@ def _output_batch(
     import numpy as np
     import pyarrow as pa
 
-    from lakescore import layout
+    from lakescore.lakehouse import layout
 
     rows = len(scores)
     schema = _file_schema(output)
@@ -414,8 +414,8 @@ def write_units(
     import pyarrow.parquet as pq
     from pyspark import TaskContext
 
-    from lakescore import layout
-    from lakescore.scoring import ComparisonSummary, ScoreSummary
+    from lakescore.lakehouse import layout
+    from lakescore.ml.scoring import ComparisonSummary, ScoreSummary
 
     context = TaskContext.get()
     tag = f"{context.partitionId():05d}-{context.attemptNumber()}" if context else "00000-0"
@@ -524,7 +524,7 @@ def write_partition_files(
     A Spark task costs about 25 ms of scheduling and Python worker set-up per core, as much
     as scoring 100,000 rows with a linear model, so the units go to as few tasks as there
     are cores, with equal rows (:func:`split_units`)."""
-    from lakescore.scoring import ComparisonSummary, ScoreSummary
+    from lakescore.ml.scoring import ComparisonSummary, ScoreSummary
 
     units, groups = split_units(plan.units, tasks or spark.sparkContext.defaultParallelism)
     worker = partial(
