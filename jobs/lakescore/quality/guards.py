@@ -10,7 +10,7 @@ must be writable before Spark writes to it. :func:`explain_failure` turns what S
 for a corrupt data file or an unwritable staging folder into an error that names the file.
 
 The catalogue of bad input these guards answer is ``tests/integration/test_bad_input_catalogue.py``
-(README, "Bad input").
+(docs/bad-input.md).
 """
 
 from __future__ import annotations
