@@ -37,6 +37,10 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+#: The source checkout lakescore runs from (conf/, dags/, jobs/ and var/ live here).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
 def default_conf_dir() -> Path:
     """``$LAKESCORE_CONF``, else ``./conf`` if it exists, else the repository's ``conf/``."""
     if env := os.environ.get("LAKESCORE_CONF"):
@@ -44,7 +48,7 @@ def default_conf_dir() -> Path:
     cwd_conf = Path.cwd() / "conf"
     if (cwd_conf / "platform.yaml").is_file():
         return cwd_conf.resolve()
-    return (Path(__file__).resolve().parents[2] / "conf").resolve()
+    return (PROJECT_ROOT / "conf").resolve()
 
 
 def parse_duration(value: Any) -> timedelta:

@@ -16,7 +16,6 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from lakescore.lakehouse import layout
@@ -34,7 +33,9 @@ def code_version() -> str:
         base = version("lakescore")
     except PackageNotFoundError:
         base = "0+unknown"
-    repo = Path(__file__).resolve().parents[2]
+    from lakescore.config import PROJECT_ROOT
+
+    repo = PROJECT_ROOT
     try:
         sha = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],

@@ -13,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from lakescore.config import PROJECT_ROOT
+
+REPO = PROJECT_ROOT
 
 
 def airflow_env(
