@@ -47,7 +47,7 @@ def test_plugin_import_is_light_and_its_entries_are_what_airflow_expects():
     # Every Airflow process imports the plugins folder: the report stack must not come along.
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import report_plugin as p; "
-        "heavy = [m for m in ('fastapi', 'pyarrow', 'deltalake', 'pyspark', 'lakescore.reporting.report', "
+        "heavy = [m for m in ('fastapi', 'pyarrow', 'deltalake', 'pyspark', 'lakescore.reporting.report', 'lakescore.reporting.page', "
         "'airflow.api_fastapi.core_api.security') if m in sys.modules]; "
         "print(p.LakescoreReportsPlugin.name, heavy)"
     )
