@@ -56,12 +56,15 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock Makefile
 lock: $(UV) ## re-resolve uv.lock after changing pyproject.toml
 	$(UV) lock --python $(PYTHON)
 
-# delta-spark's JVM jars from Maven Central, at install time only (see jobs/jvm/pom.xml).
+# delta-spark's JVM jars and hadoop-aws (s3a://) from Maven Central, at install time only
+# (see jobs/jvm/pom.xml; Hadoop's client jars come with pyspark and are never copied).
 var/jars/.installed: jobs/jvm/pom.xml
 	rm -rf var/jars
 	mvn -q -B -f jobs/jvm/pom.xml dependency:copy-dependencies \
-	    -DoutputDirectory=$(CURDIR)/var/jars -DincludeGroupIds=io.delta,io.unitycatalog,io.openlineage
-	@ls var/jars/delta-spark_*.jar var/jars/openlineage-spark_*.jar >/dev/null
+	    -DoutputDirectory=$(CURDIR)/var/jars \
+	    -DincludeGroupIds=io.delta,io.unitycatalog,io.openlineage,org.apache.hadoop,software.amazon.awssdk,software.amazon.s3.analyticsaccelerator \
+	    -DexcludeArtifactIds=hadoop-client-api,hadoop-client-runtime
+	@ls var/jars/delta-spark_*.jar var/jars/openlineage-spark_*.jar var/jars/hadoop-aws-*.jar var/jars/bundle-*.jar >/dev/null
 	@touch $@
 
 jars: var/jars/.installed ## fetch the Spark-side JVM jars into var/jars

@@ -28,6 +28,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lakescore.errors import BadInputError, ConfigError
+from lakescore.storage import StorageSettings, is_object_store, normalise
+from lakescore.storage import activate as activate_storage
 
 JOB_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -257,6 +259,8 @@ class PlatformConfig(_Strict):
     openlineage: OpenLineageSpec = OpenLineageSpec()
     cost: CostSpec | None = None
     governance: GovernanceSpec = GovernanceSpec()
+    # object storage (s3://): endpoint, region, addressing; credentials from the environment
+    storage: StorageSettings = StorageSettings()
     var_dir: str = "var"
     # set by the loader, not by the file
     conf_dir: str = ""
@@ -267,7 +271,14 @@ class PlatformConfig(_Strict):
 
     @property
     def staging_root(self) -> str:
-        return table_uri(self, self.tables.staging)
+        return self._local_root(self.tables.staging)
+
+    def _local_root(self, name: str) -> str:
+        """Folders of plain files (staging, run markers, reports) stay on a local path: with a
+        warehouse on object storage, relative names go under ``var_dir`` instead."""
+        if is_object_store(self.warehouse) and not _has_scheme(name):
+            return str(Path(self.var_dir) / name.lstrip("/"))
+        return table_uri(self, name)
 
     @property
     def metrics_table(self) -> str:
@@ -275,7 +286,7 @@ class PlatformConfig(_Strict):
 
     @property
     def reports_root(self) -> str:
-        return table_uri(self, self.tables.reports)
+        return self._local_root(self.tables.reports)
 
     def rejects_table(self, job: str) -> str:
         return table_uri(self, f"{self.tables.rejects}/{job}")
@@ -686,7 +697,7 @@ def load_platform(conf_dir: str | Path | None = None) -> PlatformConfig:
     except ValidationError as exc:
         raise _validation_error(exc, file) from None
     updates = {
-        "warehouse": _absolute(platform.warehouse, root),
+        "warehouse": _absolute(normalise(platform.warehouse), root),
         "var_dir": _absolute(platform.var_dir, root),
         "openlineage": platform.openlineage.model_copy(
             update={"file": _absolute(platform.openlineage.file, root)}
@@ -706,7 +717,9 @@ def load_platform(conf_dir: str | Path | None = None) -> PlatformConfig:
             }
         ),
     }
-    return platform.model_copy(update=updates)
+    platform = platform.model_copy(update=updates)
+    activate_storage(platform.storage)
+    return platform
 
 
 def job_file(name: str, conf_dir: str | Path | None = None) -> Path:
@@ -838,7 +851,7 @@ def _sqlite_absolute(uri: str, root: Path) -> str:
 def table_uri(platform: PlatformConfig, table: str) -> str:
     """A table reference from config -> absolute URI. Relative names live under the warehouse."""
     if _has_scheme(table) or Path(table).is_absolute():
-        return table if _has_scheme(table) else str(Path(table).resolve())
+        return normalise(table) if _has_scheme(table) else str(Path(table).resolve())
     return (
         str((Path(platform.warehouse) / table).resolve())
         if not _has_scheme(platform.warehouse)

@@ -20,6 +20,7 @@ from typing import Any
 
 from lakescore.lakehouse import layout
 from lakescore.redaction import redact, redact_deep
+from lakescore.storage import delta_options
 
 
 @cache
@@ -160,7 +161,11 @@ def append_lineage(uri: str, records: list[LineageRecord]) -> None:
 
     schema = layout.lineage_schema()
     table = pa.Table.from_pylist([r.to_row() for r in records], schema=schema)
-    write_deltalake(uri, table, mode="append", schema_mode="merge")
+    # delta-rs retries an append that lost the race for a version (appends commute); on S3
+    # each attempt is a conditional PUT of the log entry, so parallel runs' rows all land.
+    write_deltalake(
+        uri, table, mode="append", schema_mode="merge", storage_options=delta_options(uri)
+    )
 
 
 def find_lineage(uri: str, **equals: Any) -> list[dict[str, Any]]:

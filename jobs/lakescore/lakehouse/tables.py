@@ -14,6 +14,10 @@ Two engines, on purpose:
 Partition predicates are built from a parsed :class:`datetime.date` and a validated column
 identifier, never by pasting user text into SQL.
 
+Object storage (``s3://``): delta-rs gets its ``storage_options`` and Spark its ``s3a://`` path
+from :mod:`lakescore.storage`; every commit to a table on S3 is a delta-rs commit (a conditional
+PUT of the log entry), Spark only writes data files there (see :mod:`lakescore.storage`).
+
 pyspark and deltalake are imported inside the functions that need them, so the Airflow side can
 import this module at DAG-parse time.
 """
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lakescore import storage
 from lakescore.config import IDENTIFIER_PATTERN
 from lakescore.errors import BadInputError, PublishConflict, ScoringFailure
 
@@ -103,8 +108,9 @@ def _delta_table(uri: str, version: int | None = None) -> Any:
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
+    options = storage.delta_options(uri)
     try:
-        return DeltaTable(uri, version=version) if version is not None else DeltaTable(uri)
+        return DeltaTable(uri, version=version, storage_options=options)
     except TableNotFoundError:
         raise BadInputError("no Delta table here (no _delta_log)", file=uri) from None
     except OSError as exc:
@@ -122,7 +128,33 @@ def _delta_table(uri: str, version: int | None = None) -> Any:
 def table_exists(uri: str) -> bool:
     from deltalake import DeltaTable
 
-    return DeltaTable.is_deltatable(uri)
+    options = storage.delta_options(uri)
+    if options is None:
+        return DeltaTable.is_deltatable(uri)
+    try:
+        return DeltaTable.is_deltatable(uri, storage_options=options)
+    except Exception as exc:  # unreachable endpoint, missing bucket, refused credentials
+        raise object_store_error(uri, exc) from None
+
+
+def object_store_error(uri: str, exc: BaseException) -> BadInputError:
+    """One line naming the URI and what the store said (never a credential): a missing bucket,
+    refused credentials or an unreachable endpoint are not fixed by a retry."""
+    text = str(exc)
+    lowered = text.lower()
+    if "nosuchbucket" in lowered or "bucket does not exist" in lowered:
+        why = "the bucket does not exist"
+    elif any(
+        w in lowered for w in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "403")
+    ):
+        why = "the store refused the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+    elif any(w in lowered for w in ("connect", "dns", "timed out", "timeout", "unreachable")):
+        endpoint = storage.active().s3.endpoint or "the AWS endpoint"
+        why = f"cannot reach the object store at {endpoint}"
+    else:
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        why = f"object store error: {first[:300]}"
+    return BadInputError(why, file=uri)
 
 
 def warm_delta_snapshots(spark: SparkSession, uris: list[str]) -> None:
@@ -131,7 +163,7 @@ def warm_delta_snapshots(spark: SparkSession, uris: list[str]) -> None:
     A start-up optimisation only; a table that cannot be read is left to the real step."""
     for uri in uris:
         if table_exists(uri):
-            spark.read.format("delta").load(uri).schema  # noqa: B018 - resolves the snapshot
+            spark.read.format("delta").load(storage.spark_path(uri)).schema  # noqa: B018
 
 
 def table_version(uri: str) -> int | None:
@@ -285,7 +317,7 @@ def read_partition(
     from pyspark.sql import functions as F
 
     reader = spark.read.format("delta").option("versionAsOf", version)
-    return reader.load(uri).where(F.col(partition_column) == F.lit(ds))
+    return reader.load(storage.spark_path(uri)).where(F.col(partition_column) == F.lit(ds))
 
 
 def ensure_table(
@@ -295,13 +327,44 @@ def ensure_table(
     partition_column: str | None,
     description: str,
 ) -> None:
-    """Create the table with its declared schema if it does not exist yet."""
+    """Create the table with its declared schema if it does not exist yet (on object storage
+    with delta-rs: its first commit is a conditional PUT like every other, see module doc)."""
+    if storage.is_object_store(uri):
+        _create_with_delta_rs(uri, schema, partition_column, description)
+        return
     from delta.tables import DeltaTable
 
     builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(schema)
     if partition_column:
         builder = builder.partitionedBy(partition_column)
     builder.comment(description).execute()
+
+
+def _create_with_delta_rs(
+    uri: str, schema: Any, partition_column: str | None, description: str
+) -> None:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    if isinstance(schema, pa.Schema):
+        arrow_schema = schema
+    else:  # a Spark StructType
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        arrow_schema = to_arrow_schema(schema, timezone="UTC")
+    try:
+        DeltaTable.create(
+            uri,
+            schema=arrow_schema,
+            mode="ignore",
+            partition_by=[partition_column] if partition_column else None,
+            description=description,
+            storage_options=storage.delta_options(uri),
+        )
+    except Exception as exc:
+        if table_exists(uri):  # another writer created it first: same layout, use theirs
+            return
+        raise object_store_error(uri, exc) from exc
 
 
 @dataclass(frozen=True)
@@ -369,22 +432,50 @@ def replace_partition(
     if existing is not None:
         return existing
     if not commits_with_delta_rs(uri):
+        if storage.is_object_store(uri):
+            raise BadInputError(
+                "table on object storage whose protocol delta-rs cannot commit to (writer "
+                "features); lakescore commits to S3 tables only with delta-rs conditional PUTs "
+                "(docs/object-storage.md), nothing published",
+                job=commit.job,
+                ds=ds.isoformat(),
+                file=uri,
+            )
         return _replace_with_spark(df, uri, partition_column, ds, commit, txn_version, app_id)
-    import shutil
-
     folder = run_folder(uri, partition_column, ds, commit.run_id)
     # A folder left by an earlier attempt of this run is not in the log (the txn check above
     # proves this run never committed): it is ours to replace.
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_folder(folder)
     try:
-        df.drop(partition_column).write.mode("errorifexists").parquet(folder)
+        df.drop(partition_column).write.mode("errorifexists").parquet(storage.spark_path(folder))
         return commit_partition_files(
             uri, partition_column, ds, folder, commit, txn_version, app_id=app_id
         )
     except BaseException:
         if find_commit(uri, commit.run_id) is None:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_folder(folder)
         raise
+
+
+def remove_folder(folder: str) -> None:
+    """Delete a folder of data files (a local directory or an S3 prefix); gone already is fine."""
+    if not storage.is_object_store(folder):
+        import shutil
+
+        shutil.rmtree(folder.removeprefix("file://"), ignore_errors=True)
+        return
+    import contextlib
+
+    fs, path = storage.filesystem_and_path(folder)
+    with contextlib.suppress(FileNotFoundError):
+        fs.delete_dir(path)
+
+
+def folder_exists(folder: str) -> bool:
+    import pyarrow.fs as pafs
+
+    fs, path = storage.filesystem_and_path(folder)
+    return fs.get_file_info(path).type == pafs.FileType.Directory
 
 
 def run_folder(uri: str, partition_column: str, ds: date, run_id: str) -> str:
@@ -399,21 +490,20 @@ def remove_uncommitted_run_folder(
 ) -> str | None:
     """Delete a run's folder of data files inside the table when no version of the table
     ever committed them (the run failed or died before its commit); return its path."""
-    import shutil
-    from pathlib import Path
-
     folder = run_folder(uri, partition_column, ds, run_id)
-    if not Path(folder).is_dir():
+    if not folder_exists(folder):
         return None
     if table_exists(uri) and find_commit(uri, run_id, search_last=None) is not None:
         return None  # committed: time travel may still read these files
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_folder(folder)
     return folder
 
 
 def commits_with_delta_rs(uri: str) -> bool:
-    """A local table whose protocol needs nothing delta-rs's commit path does not write."""
-    if "://" in uri.removeprefix("file://") or not table_exists(uri):
+    """A local or object-store table whose protocol needs nothing delta-rs's commit path does
+    not write."""
+    local = "://" not in uri.removeprefix("file://")
+    if not (local or storage.is_object_store(uri)) or not table_exists(uri):
         return False
     protocol = _delta_table(uri).protocol()
     return protocol.min_writer_version <= 2 and not protocol.writer_features
@@ -452,20 +542,31 @@ class DataFile:
 def staged_data_files(folder: str, table_root: str, schema: pa.Schema) -> list[DataFile]:
     """The Parquet files Spark wrote into ``folder``, checked against the table's ``schema``
     (every column present, with a compatible type; no null in a non-nullable column), with the
-    Delta stats other readers use to skip files. Spark's side files are removed."""
-    import os
-
+    Delta stats other readers use to skip files. Spark's side files are removed. ``folder``
+    and ``table_root`` are local paths or object-store URIs (read through pyarrow's fs)."""
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
+    fs, fs_folder = storage.filesystem_and_path(folder)
+    try:
+        listing = fs.get_file_info(pafs.FileSelector(fs_folder))
+    except FileNotFoundError:
+        listing = []
     files = []
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
+    for entry in sorted(listing, key=lambda e: e.base_name):
+        name = entry.base_name
+        path = f"{folder.rstrip('/')}/{name}"
         if name.startswith(("_", ".")):
-            os.remove(path)  # _SUCCESS and .crc files: not data, never in the log
+            # _SUCCESS and .crc files: not data, never in the log
+            if entry.type == pafs.FileType.Directory:
+                fs.delete_dir(entry.path)
+            else:
+                fs.delete_file(entry.path)
             continue
-        if not name.endswith(".parquet"):
+        if not name.endswith(".parquet") or entry.type != pafs.FileType.File:
             raise ScoringFailure("unexpected file among the run's data files", file=path)
-        metadata = pq.ParquetFile(path).metadata
+        with fs.open_input_file(entry.path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
         _check_file_schema(metadata.schema.to_arrow_schema(), schema, path)
         stats = parquet_stats(metadata)
         for field in schema:
@@ -476,16 +577,29 @@ def staged_data_files(folder: str, table_root: str, schema: pa.Schema) -> list[D
                     file=path,
                     column=field.name,
                 )
-        info = os.stat(path)
+        modified = entry.mtime.timestamp() if entry.mtime is not None else 0.0
         files.append(
             DataFile(
-                path=os.path.relpath(path, table_root),
-                size=info.st_size,
-                modified_ms=int(info.st_mtime * 1000),
+                path=_relative_to(path, table_root),
+                size=int(entry.size),
+                modified_ms=int(modified * 1000),
                 stats=stats,
             )
         )
     return files
+
+
+def _relative_to(path: str, root: str) -> str:
+    """``root/a/b`` -> ``a/b`` for local paths and URIs alike (the log's relative path)."""
+    import os
+
+    if not storage.is_object_store(root):
+        return os.path.relpath(path, root)
+    base = storage.normalise(root).rstrip("/") + "/"
+    full = storage.normalise(path)
+    if not full.startswith(base):
+        raise ScoringFailure(f"data file is not inside the table {root}", file=path)
+    return full[len(base) :]
 
 
 def _type_kind(data_type: pa.DataType) -> str:
@@ -611,7 +725,7 @@ def commit_partition_files(
     table = _delta_table(uri)
     schema = table_schema(uri)
     root = table.table_uri.removeprefix("file://").rstrip("/")
-    files = staged_data_files(folder, root, schema)
+    files = staged_data_files(folder, uri if storage.is_object_store(uri) else root, schema)
     rows = sum(int(f.stats["numRecords"]) for f in files)
     if expected_rows is not None and rows != expected_rows:
         raise ScoringFailure(
@@ -699,7 +813,7 @@ def _replace_with_spark(
             .option("txnAppId", app_id)
             .option("txnVersion", str(txn_version))
             .option("userMetadata", commit.user_metadata(partition_predicate(partition_column, ds)))
-            .save(uri)
+            .save(storage.spark_path(uri))
         )
     except Exception as exc:
         conflict = delta_conflict_name(type(exc).__name__ + " " + str(exc)[:2000])
@@ -741,4 +855,4 @@ def append(df: DataFrame, uri: str, user_metadata: str | None = None) -> None:
     writer = df.write.format("delta").mode("append")
     if user_metadata:
         writer = writer.option("userMetadata", user_metadata)
-    writer.save(uri)
+    writer.save(storage.spark_path(uri))

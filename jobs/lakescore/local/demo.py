@@ -206,6 +206,7 @@ def write_feature_partitions(
     from deltalake import WriterProperties, write_deltalake
 
     from lakescore.lakehouse import tables
+    from lakescore.storage import delta_options
 
     uri = job.features.table
     key = job.features.entity_keys[0]
@@ -231,6 +232,7 @@ def write_feature_partitions(
             predicate=tables.partition_predicate(part, day).replace("`", "") if exists else None,
             writer_properties=WriterProperties(max_row_group_size=row_group_rows),
             target_file_size=8 << 20,
+            storage_options=delta_options(uri),
         )
         written.append((day, True))
     return written

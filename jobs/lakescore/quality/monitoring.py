@@ -220,8 +220,12 @@ def append_metrics(uri: str, rows: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     from deltalake import write_deltalake
 
+    from lakescore.storage import delta_options
+
     table = pa.Table.from_pylist(rows, schema=layout.metrics_schema())
-    write_deltalake(uri, table, mode="append", schema_mode="merge")
+    write_deltalake(
+        uri, table, mode="append", schema_mode="merge", storage_options=delta_options(uri)
+    )
 
 
 def previous_published(uri: str, job: str, ds: date) -> tuple[date, list[float], list[int]] | None:

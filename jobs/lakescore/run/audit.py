@@ -32,6 +32,7 @@ from lakescore.run.context import RunContext
 from lakescore.run.resolve import RunModels
 from lakescore.run.score import ScoredOutput
 from lakescore.run.validate import ValidatedInput
+from lakescore.storage import spark_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -60,7 +61,7 @@ def audit_stage(
         written_to = scored.written_to
         # The staging path reads its files back (challengers, publish rewrite); the commit
         # path needs no Spark DataFrame of them.
-        staged = spark.read.parquet(written_to) if not scored.in_table else None
+        staged = spark.read.parquet(spark_path(written_to)) if not scored.in_table else None
         expected = (
             validated.expected_rows
             if validated.expected_rows is not None
@@ -74,7 +75,7 @@ def audit_stage(
         written = written_stats(
             written_to,
             keys,
-            lambda: staged or spark.read.parquet(written_to),
+            lambda: staged or spark.read.parquet(spark_path(written_to)),
             distinct_keys=proven,
         )
         observed = {**scored.observed, "dist_q": written.quantiles}

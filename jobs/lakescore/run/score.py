@@ -35,6 +35,7 @@ from lakescore.run.record import record_executor_losses, task_metrics
 from lakescore.run.resolve import RunModels
 from lakescore.run.score_path import ChosenPath
 from lakescore.run.validate import ValidatedInput
+from lakescore.storage import spark_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -186,7 +187,7 @@ def _write_with_spark(
         )
     written_to = data_dir or str(ctx.staging_dir)
     with watch_tasks(spark, ctx.run_id, ctx.progress):
-        to_write.write.mode("errorifexists").parquet(written_to)
+        to_write.write.mode("errorifexists").parquet(spark_path(written_to))
     return ScoredOutput(written_to, observation.get, None, out, in_table=data_dir is not None)
 
 

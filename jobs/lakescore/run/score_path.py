@@ -30,7 +30,6 @@ themselves (``python``); otherwise Spark writes them.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -139,7 +138,8 @@ def choose_score_path(
             # and the run then stages: its publish finds that commit and does nothing
             tables.remove_uncommitted_run_folder(uri, part_col, day, ctx.run_id)
         committed = any(
-            os.path.exists(tables.run_folder(uri, part_col, day, ctx.run_id)) for uri in written
+            tables.folder_exists(tables.run_folder(uri, part_col, day, ctx.run_id))
+            for uri in written
         )
         facts = _replace(facts, earlier_attempt_committed=committed)
     path = decide(facts)
