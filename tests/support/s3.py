@@ -66,8 +66,12 @@ class S3Server:
 
 
 @contextmanager
-def moto_s3(workdir: Path, timeout_s: float = 30.0) -> Iterator[S3Server]:
-    """Start ``moto_server`` on 127.0.0.1:<free port>; stop its process group on exit."""
+def moto_s3(
+    workdir: Path, timeout_s: float = 30.0, *, check_credentials: bool = False
+) -> Iterator[S3Server]:
+    """Start ``moto_server`` on 127.0.0.1:<free port>; stop its process group on exit.
+    ``check_credentials``: refuse access keys moto's IAM does not know (403
+    InvalidAccessKeyId), as a real store refuses wrong credentials."""
     port = free_port()
     moto = Path(sys.executable).with_name("moto_server")
     log = open(workdir / "moto.log", "wb")  # noqa: SIM115 - closed below
@@ -77,7 +81,11 @@ def moto_s3(workdir: Path, timeout_s: float = 30.0) -> Iterator[S3Server]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"},
+        env={
+            **os.environ,
+            "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+            **({"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if check_credentials else {}),
+        },
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:

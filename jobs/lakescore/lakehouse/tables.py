@@ -113,16 +113,25 @@ def _delta_table(uri: str, version: int | None = None) -> Any:
         return DeltaTable(uri, version=version, storage_options=options)
     except TableNotFoundError:
         raise BadInputError("no Delta table here (no _delta_log)", file=uri) from None
-    except OSError as exc:
-        raise BadInputError(f"cannot read the Delta table: {exc}", file=uri) from None
-    except Exception as exc:  # delta-rs raises generic errors for unreadable logs
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        what = (
-            "its Delta protocol needs a table feature lakescore's readers do not support"
-            if "Unsupported" in first or "unsupported" in first
-            else "cannot read the Delta table (log unreadable)"
-        )
-        raise BadInputError(f"{what}: {first}", file=uri) from None
+    except Exception as exc:
+        raise _unreadable_table(uri, exc, on_object_store=options is not None) from None
+
+
+def _unreadable_table(uri: str, exc: Exception, *, on_object_store: bool) -> BadInputError:
+    """One line for a table delta-rs cannot open: the store's failure, an unsupported
+    protocol, or an unreadable log."""
+    if on_object_store and _is_store_failure(exc):
+        return object_store_error(uri, exc)
+    if isinstance(exc, OSError):
+        return BadInputError(f"cannot read the Delta table: {exc}", file=uri)
+    # delta-rs raises generic errors for unreadable logs
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    what = (
+        "its Delta protocol needs a table feature lakescore's readers do not support"
+        if "Unsupported" in first or "unsupported" in first
+        else "cannot read the Delta table (log unreadable)"
+    )
+    return BadInputError(f"{what}: {first}", file=uri)
 
 
 def table_exists(uri: str) -> bool:
@@ -137,6 +146,21 @@ def table_exists(uri: str) -> bool:
         raise object_store_error(uri, exc) from None
 
 
+def _is_store_failure(exc: BaseException) -> bool:
+    """An error of the object store itself (not of the table's log)."""
+    text = str(exc).lower()
+    return any(w in text for w in ("s3 error", "object store", "privileges", "credential"))
+
+
+_REFUSED = (
+    "invalidaccesskeyid",
+    "signaturedoesnotmatch",
+    "accessdenied",
+    "lacked the necessary privileges",
+    "403",
+)
+
+
 def object_store_error(uri: str, exc: BaseException) -> BadInputError:
     """One line naming the URI and what the store said (never a credential): a missing bucket,
     refused credentials or an unreachable endpoint are not fixed by a retry."""
@@ -144,9 +168,7 @@ def object_store_error(uri: str, exc: BaseException) -> BadInputError:
     lowered = text.lower()
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered:
         why = "the bucket does not exist"
-    elif any(
-        w in lowered for w in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "403")
-    ):
+    elif any(w in lowered for w in _REFUSED):
         why = "the store refused the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
     elif any(w in lowered for w in ("connect", "dns", "timed out", "timeout", "unreachable")):
         endpoint = storage.active().s3.endpoint or "the AWS endpoint"
