@@ -23,8 +23,10 @@ BIN = Path(sys.executable).parent
 
 def run_score(conf_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "lakescore"), "--conf", str(conf_dir), "score", "--job", "churn"]
-        + ["--ds", DAYS[1].isoformat()],
+        [
+            *(str(BIN / "lakescore"), "--conf", str(conf_dir)),
+            *("score", "--job", "churn", "--ds", DAYS[1].isoformat()),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
