@@ -54,13 +54,13 @@ def assert_one_clear_line(out: subprocess.CompletedProcess, uri: str, why: str) 
     assert "Traceback" not in text and "Py4J" not in text
 
 
-def test_missing_bucket(s3_world, s3_spark, tmp_path):
+def test_missing_bucket(s3_world, tmp_path):
     conf = conf_copy(s3_world, tmp_path, warehouse="s3://no-such-bucket/wh")
     out = run_score(conf, {})
     assert_one_clear_line(out, "s3://no-such-bucket/wh/features/churn", "bucket does not exist")
 
 
-def test_unreachable_endpoint_publishes_nothing(s3_world, s3_spark, tmp_path):
+def test_unreachable_endpoint_publishes_nothing(s3_world, tmp_path):
     job = s3_world.job()
     before = tables.table_version(job.output.table)
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
