@@ -333,7 +333,7 @@ def _score_range(args: argparse.Namespace, job: Any, platform: Any) -> int:
         )
 
     if not args.json:
-        console.print(f"[bold cyan]{'range':>13}[/] {job.name}: {len(days)} partitions")
+        out.print(f"[bold cyan]{'range':>13}[/] {job.name}: {len(days)} partitions")
     outcomes = score_range(
         job,
         days,
