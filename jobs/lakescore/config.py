@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import date, timedelta
@@ -319,6 +320,8 @@ class ChallengerRef(_Strict):
             positive_class=(
                 self.positive_class if self.positive_class is not None else champion.positive_class
             ),
+            task=champion.task,
+            requirements=champion.requirements,
         )
 
 
@@ -330,6 +333,13 @@ class ModelRef(_Strict):
     alias: str | None = "champion"
     version: int | None = Field(default=None, ge=1)
     positive_class: int | str = 1
+    # What the score is: auto (decided from the model: its classes and predict_proba, or a
+    # pyfunc's output signature), binary (P(positive_class)), multiclass (P(predicted
+    # class), plus label and probabilities) or regression (the predicted value).
+    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
+    # The model's logged requirements.txt against this environment: a conflict fails the
+    # run before any Spark work (fail) or is reported (warn).
+    requirements: Literal["fail", "warn"] = "fail"
     challengers: list[ChallengerRef] = Field(default_factory=list, max_length=8)
 
     @model_validator(mode="after")
@@ -387,16 +397,30 @@ class OutputSpec(_Strict):
 
 
 class AuditSpec(_Strict):
-    """Bounds every published score must respect (probabilities by default)."""
+    """Bounds every published score must respect: unset, 0-1 for a classifier's probability;
+    a regression job sets both (they are also its drift histogram's range)."""
 
-    score_min: float = 0.0
-    score_max: float = 1.0
+    score_min: float | None = None
+    score_max: float | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> AuditSpec:
-        if self.score_min >= self.score_max:
+        low, high = self.bounds("binary")
+        if low >= high:
             raise ValueError("score_min must be below score_max")
+        if (self.score_min is None) != (self.score_max is None):
+            raise ValueError("set both score_min and score_max, or neither")
+        for value in (self.score_min, self.score_max):
+            if value is not None and not math.isfinite(value):
+                raise ValueError("score bounds must be finite numbers")
         return self
+
+    def bounds(self, task: str) -> tuple[float, float]:
+        """(low, high) for a model of ``task``: the configured bounds, else 0-1 for a
+        classifier; a regression job without bounds has none (-inf, inf)."""
+        if self.score_min is not None and self.score_max is not None:
+            return self.score_min, self.score_max
+        return (-math.inf, math.inf) if task == "regression" else (0.0, 1.0)
 
 
 class ScheduleSpec(_Strict):
@@ -580,7 +604,8 @@ class ScoringJob(_Strict):
         if self.features.partition_column in self.features.entity_keys:
             raise ValueError("the partition column cannot be an entity key")
         threshold = self.shadow.decision_threshold
-        if self.model.challengers and not self.audit.score_min < threshold < self.audit.score_max:
+        low, high = self.audit.bounds("binary")
+        if self.model.challengers and not low < threshold < high:
             raise ValueError("shadow.decision_threshold must lie between the audit score bounds")
         return self
 

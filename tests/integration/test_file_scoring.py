@@ -12,7 +12,12 @@ import pytest
 
 from lakescore.lakehouse import tables
 from lakescore.ml.file_scoring import plan_partition_read, score_partition_files
-from lakescore.ml.models import ProbabilityScorer, download_model, resolve_model_version
+from lakescore.ml.models import (
+    ModelScorer,
+    ScorerSpec,
+    download_model,
+    resolve_model_version,
+)
 from lakescore.ml.scoring import ModelSlot
 from tests.conftest import DAYS, ROWS_PER_DAY
 
@@ -74,10 +79,10 @@ def test_scorer_slices_large_arrays_without_changing_a_score(world):
     model_dir = str(download_model(world.platform, model, job=job.name))
     rng = np.random.default_rng(0)
     matrix = np.asfortranarray(rng.gamma(2.0, 10.0, (2_500, len(model.feature_columns))))
-    scorer = ProbabilityScorer(model_dir, model.flavor, model.positive_class)
-    whole = scorer.score(matrix)
+    scorer = ModelScorer(model_dir, ScorerSpec.of(model))
+    whole = scorer.score(matrix).score
     scorer.slice_rows = 700  # 4 slices, the last one short
-    np.testing.assert_array_equal(scorer.score(matrix), whole)
+    np.testing.assert_array_equal(scorer.score(matrix).score, whole)
     assert whole.shape == (2_500,)
 
 

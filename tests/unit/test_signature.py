@@ -58,7 +58,10 @@ def make_model(inputs: tuple[tuple[str, str], ...] = SIGNATURE) -> ResolvedModel
         ("large_string", "string"),
         ("utf8", "string"),
         ("decimal(10,2)", "decimal"),
-        ("timestamp", "timestamp"),
+        ("timestamp", "datetime"),
+        ("timestamp[us, tz=UTC]", "datetime"),
+        ("date32[day]", "date"),
+        ("dictionary<values=string, indices=int32, ordered=0>", "string"),
     ],
 )
 def test_type_family(name: str, family: str) -> None:

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from lakescore.lakehouse import layout
+from lakescore.ml.models import Prediction, ScorerSpec
 from lakescore.ml.scoring import (
     ModelSlot,
     ValueCheck,
@@ -65,22 +66,29 @@ class _SumScorer:
     """Stands in for a model: a row's score is the sum of its features; refuses non-finite
     input the way scikit-learn does, so a flagged row reaching it fails the test."""
 
+    takes_matrix = True
+
     def __init__(self) -> None:
         self.rows_seen = 0
         self.told_finite: list[bool] = []
 
-    def score(self, matrix: np.ndarray, *, finite: bool = False) -> np.ndarray:
+    def score(self, matrix: np.ndarray, *, finite: bool = False) -> Prediction:
         if not np.isfinite(matrix).all():
             raise ValueError("Input X contains infinity or NaN")
         self.rows_seen += matrix.shape[0]
         self.told_finite.append(finite)
-        return matrix.sum(axis=1)
+        return Prediction(matrix.sum(axis=1))
+
+
+def _slot(columns: tuple[str, ...], required: bool = True) -> ModelSlot:
+    spec = ScorerSpec("sklearn", 1, "binary", tuple((c, "double") for c in columns))
+    return ModelSlot("score", "unused", spec, columns, required=required)
 
 
 @pytest.mark.parametrize("required", [True, False])
 def test_flagged_rows_get_null_scores_and_the_rest_are_scored(required: bool) -> None:
     batch = _batch(a=[1.0, INF, 2.0, 3.0], b=[10.0, 1.0, NAN, 30.0])
-    slot = ModelSlot("score", "unused", "sklearn", 1, ("a", "b"), required=required)
+    slot = _slot(("a", "b"), required)
     scorer = _SumScorer()
     out = score_batch(batch, [(slot, scorer)], ["id"], ValueCheck(("a", "b"), allow_nan=False))
     assert out.schema.names == ["id", "score", layout.BAD_VALUES]
@@ -91,7 +99,7 @@ def test_flagged_rows_get_null_scores_and_the_rest_are_scored(required: bool) ->
 
 def test_without_a_check_the_output_has_no_flag_column() -> None:
     batch = _batch(a=[1.0, 2.0])
-    slot = ModelSlot("score", "unused", "sklearn", 1, ("a",))
+    slot = _slot(("a",))
     out = score_batch(batch, [(slot, _SumScorer())], ["id"])
     assert out.schema.names == ["id", "score"]
     assert out.column("score").to_pylist() == [1.0, 2.0]
@@ -105,7 +113,7 @@ def test_models_skip_their_own_finiteness_check_only_when_every_value_was_checke
     allow_nan: bool, checked: tuple[str, ...], finite: bool
 ) -> None:
     batch = _batch(a=[1.0, 2.0], b=[3.0, 4.0])
-    slot = ModelSlot("score", "unused", "sklearn", 1, ("a", "b"))
+    slot = _slot(("a", "b"))
     scorer = _SumScorer()
     score_batch(batch, [(slot, scorer)], ["id"], ValueCheck(checked, allow_nan=allow_nan))
     assert scorer.told_finite == [finite]
@@ -116,15 +124,17 @@ def test_a_finite_matrix_skips_scikit_learns_check_and_nothing_else_changes() ->
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from lakescore.ml.models import ProbabilityScorer
+    from lakescore.ml.models import ModelScorer
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(500, 3))
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, X[:, 0] > 0)
-    scorer = ProbabilityScorer.from_sklearn(model, 1, "memory")
-    np.testing.assert_array_equal(scorer.score(X, finite=True), scorer.score(X))
+    spec = ScorerSpec("sklearn", 1, "auto", (("a", "double"), ("b", "double"), ("c", "double")))
+    scorer = ModelScorer("memory", spec, model)
+    assert scorer.takes_matrix and scorer.task == "binary"
+    np.testing.assert_array_equal(scorer.score(X, finite=True).score, scorer.score(X).score)
     spoiled = X.copy()
     spoiled[7, 1] = NAN
     with pytest.raises(ValueError, match="NaN"):
         scorer.score(spoiled)  # scikit-learn's own check
-    assert np.isnan(scorer.score(spoiled, finite=True)[7])  # skipped: the caller's job
+    assert np.isnan(scorer.score(spoiled, finite=True).score[7])  # skipped: the caller's job

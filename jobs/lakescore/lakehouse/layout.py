@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 SCORE = "score"
+# A multiclass model's predicted class and every class's probability (after ``score``, which
+# is then the predicted class's probability).
+LABEL = "label"
+PROBABILITIES = "probabilities"
 MODEL_NAME = "model_name"
 MODEL_VERSION = "model_version"
 RUN_ID = "run_id"
@@ -23,18 +27,49 @@ PREDICTION_COLUMNS = (SCORE, MODEL_NAME, MODEL_VERSION, RUN_ID, SCORED_AT)
 BAD_VALUES = "_lakescore_bad_values"
 
 
-def prediction_columns(entity_keys: list[str], partition_column: str) -> list[str]:
-    return [*entity_keys, *PREDICTION_COLUMNS, partition_column]
+def class_columns(task: str) -> tuple[str, ...]:
+    """The columns a task adds after ``score``: label and probabilities for multiclass."""
+    return (LABEL, PROBABILITIES) if task == "multiclass" else ()
 
 
-def prediction_schema(key_fields: list[pa.Field], partition_column: str) -> pa.Schema:
-    """Entity keys (their feature-table types) + score + model + run + partition date."""
+def prediction_columns(
+    entity_keys: list[str], partition_column: str, task: str = "binary"
+) -> list[str]:
+    return [
+        *entity_keys,
+        SCORE,
+        *class_columns(task),
+        *PREDICTION_COLUMNS[1:],
+        partition_column,
+    ]
+
+
+def probabilities_type() -> pa.DataType:
     import pyarrow as pa
 
+    return pa.map_(pa.string(), pa.field("value", pa.float64(), nullable=False))
+
+
+def prediction_schema(
+    key_fields: list[pa.Field], partition_column: str, task: str = "binary"
+) -> pa.Schema:
+    """Entity keys (their feature-table types) + score (+ label and probabilities for a
+    multiclass model) + model + run + partition date."""
+    import pyarrow as pa
+
+    classes = (
+        [
+            pa.field(LABEL, pa.string(), nullable=False),
+            pa.field(PROBABILITIES, probabilities_type(), nullable=False),
+        ]
+        if task == "multiclass"
+        else []
+    )
     return pa.schema(
         [
             *[f.with_nullable(False) for f in key_fields],
             pa.field(SCORE, pa.float64(), nullable=False),
+            *classes,
             pa.field(MODEL_NAME, pa.string(), nullable=False),
             pa.field(MODEL_VERSION, pa.int64(), nullable=False),
             pa.field(RUN_ID, pa.string(), nullable=False),

@@ -241,6 +241,9 @@ class FileOutput:
     schema: pa.Schema
     constants: dict[str, Any] = field(default_factory=dict)
     score_column: str = "score"
+    # A multiclass champion's batch columns for the ``label`` and ``probabilities`` columns.
+    label_column: str | None = None
+    probabilities_column: str | None = None
     low: float = 0.0
     high: float = 1.0
     bins: int = 10
@@ -281,7 +284,7 @@ def _file_schema(output: FileOutput) -> pa.Schema:
 def _output_batch(
     output: FileOutput,
     keys: dict[str, pa.Array],
-    scores: pa.Array,
+    scored: dict[str, pa.Array],
     constants: dict[int, list[pa.Array]],
 ) -> pa.RecordBatch:
     """One batch in :func:`_file_schema`'s layout. A constant column is a dictionary of its
@@ -293,7 +296,7 @@ def _output_batch(
 
     from lakescore.lakehouse import layout
 
-    rows = len(scores)
+    rows = len(scored[layout.SCORE])
     schema = _file_schema(output)
     if rows not in constants:
         zeros, nulls = pa.array(np.zeros(rows, dtype=np.int32)), pa.nulls(rows, pa.int32())
@@ -308,8 +311,8 @@ def _output_batch(
     repeated = iter(constants[rows])
     arrays = []
     for column in schema:
-        if column.name == layout.SCORE:
-            array = scores
+        if column.name in scored:
+            array = scored[column.name]
         elif column.name in keys:
             array = keys[column.name]
         elif column.name in output.constants:
@@ -460,7 +463,11 @@ def write_units(
                         # of output.schema, as in the files Spark writes, not dictionaries.
                         store_schema=False,
                     )
-                batch_out = _output_batch(output, keys, scores, constants[i])
+                columns = {layout.SCORE: scores}
+                if output.label_column and output.probabilities_column:
+                    columns[layout.LABEL] = batch.column(output.label_column)
+                    columns[layout.PROBABILITIES] = batch.column(output.probabilities_column)
+                batch_out = _output_batch(output, keys, columns, constants[i])
                 writers[i].write_batch(batch_out)  # type: ignore[union-attr]
     except BaseException:
         for writer in writers:

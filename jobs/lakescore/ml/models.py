@@ -4,10 +4,21 @@ against the feature table, and turn it into a scorer that Python workers load on
 ``name@alias`` is resolved once per run; everything downstream uses the pinned version, so an
 alias moved mid-run can never mix two model versions in one partition.
 
-``score`` is P(positive class) where the positive class is the one the job config names,
-looked up in the classifier's own ``classes_``. (The usual recipe,
+What a model is fed (one contract for every flavor): the signature's columns by name, with
+the signature's types (:func:`lakescore.ml.scoring.feature_frame`), except where the flavor is
+known to take a positional float matrix (a scikit-learn, XGBoost or LightGBM estimator over
+numeric inputs only: the fast path). scikit-learn, XGBoost and LightGBM models are loaded
+natively (their ``predict_proba`` / ``predict``); every other flavor, a custom
+``PythonModel`` included, through ``mlflow.pyfunc``.
+
+What a score is depends on the job's task (``model.task``, decided from the model on
+``auto``): ``binary``: P(positive class), the positive class being the one the job config
+names, looked up in the classifier's own ``classes_`` (the usual recipe,
 ``mlflow.pyfunc.spark_udf(..., result_type="double")`` over a pyfunc that returns
-``predict_proba``, silently yields column 0, i.e. P(class 0).)
+``predict_proba``, silently yields column 0, i.e. P(class 0)); ``multiclass``: the
+probability of the predicted class, with the class and every class's probability;
+``regression``: the predicted value. A model that returns class labels where a probability is
+asked for is refused: no number is published that is not what the job says it is.
 """
 
 from __future__ import annotations
@@ -51,9 +62,22 @@ _TYPE_FAMILIES = {
     "large_utf8": "string",
     "string_view": "string",
 }
+_TYPE_FAMILIES.update(
+    {
+        "datetime": "datetime",
+        "timestamp": "datetime",
+        "timestamp_ntz": "datetime",
+        "date": "date",
+        "date32": "date",
+        "date32[day]": "date",
+        "date64[ms]": "date",
+        "binary": "binary",
+        "large_binary": "binary",
+    }
+)
 _NUMERIC = {"double", "float", "long", "integer", "boolean"}
-# What a feature column may be for a signature type: numeric columns feed numeric inputs
-# (lakescore hands the model float64 arrays).
+# What a feature column may be for a signature type (the column is cast to the signature's
+# type when the model is fed; nothing that would lose information or guess a format).
 _COMPATIBLE = {
     "double": _NUMERIC,
     "float": _NUMERIC,
@@ -61,7 +85,13 @@ _COMPATIBLE = {
     "integer": {"integer", "boolean"},
     "boolean": {"boolean"},
     "string": {"string"},
+    "datetime": {"datetime", "date"},
+    "binary": {"binary"},
 }
+# Flavors lakescore loads natively (their own loader; predict_proba / predict), in the order
+# they are preferred when a model has several.
+NATIVE_FLAVORS = ("sklearn", "xgboost", "lightgbm")
+TASKS = ("binary", "multiclass", "regression")
 
 
 def type_family(type_name: str) -> str:
@@ -69,6 +99,12 @@ def type_family(type_name: str) -> str:
     name = str(type_name).lower().strip()
     if name.startswith("decimal"):
         return "decimal"
+    if name.startswith("timestamp"):  # Arrow: timestamp[us, tz=UTC]
+        return "datetime"
+    if name.startswith("dictionary<values=string") or name.startswith(
+        "dictionary<values=large_string"
+    ):
+        return "string"  # a categorical column
     return _TYPE_FAMILIES.get(name, name)
 
 
@@ -81,12 +117,18 @@ class ResolvedModel:
     alias: str | None
     run_id: str | None
     source: str
-    flavor: str
+    flavor: str  # one of NATIVE_FLAVORS, else "python_function"
     inputs: tuple[tuple[str, str], ...]  # (column, mlflow type) from the signature
     positive_class: int | str
     tags: dict[str, str] = field(default_factory=dict)
     # Where the registry serves the artifacts from (checked against the configured store).
     storage_location: str | None = None
+    # The job's model.task; after loading (check_model_loadable), what the model was found
+    # to be: binary | multiclass | regression.
+    task: str = "auto"
+    # The signature's outputs: (name or None, mlflow type) per column; empty when not logged.
+    outputs: tuple[tuple[str | None, str], ...] = ()
+    requirements_policy: str = "fail"
 
     @property
     def uri(self) -> str:
@@ -166,17 +208,20 @@ def resolve_model_version(
             job=job,
             key="model",
         )
-    inputs = tuple(
-        (spec.name, getattr(spec.type, "name", str(spec.type)))
-        for spec in info.signature.inputs.inputs
-    )
+    inputs = tuple((spec.name, _spec_type(spec)) for spec in info.signature.inputs.inputs)
     if any(name is None for name, _ in inputs):
         raise BadInputError(
             f"model {ref.name} version {mv.version}: signature inputs must be named columns",
             job=job,
             key="model",
         )
-    flavor = "sklearn" if "sklearn" in info.flavors else "python_function"
+    flavor = next((f for f in NATIVE_FLAVORS if f in info.flavors), "python_function")
+    outputs: tuple[tuple[str | None, str], ...] = ()
+    if info.signature.outputs is not None:
+        outputs = tuple(
+            (getattr(spec, "name", None), _spec_type(spec))
+            for spec in info.signature.outputs.inputs
+        )
     return ResolvedModel(
         name=ref.name,
         version=int(mv.version),
@@ -188,7 +233,24 @@ def resolve_model_version(
         positive_class=ref.positive_class,
         tags=dict(mv.tags or {}),
         storage_location=location,
+        task=ref.task,
+        outputs=outputs,
+        requirements_policy=ref.requirements,
     )
+
+
+def _spec_type(spec: Any) -> str:
+    """An MLflow column or tensor spec's type name (``double``, ``long``, ``string``...)."""
+    kind = getattr(spec, "type", None)
+    name = getattr(kind, "name", None)
+    if name is None:
+        import numpy as np
+
+        try:  # a TensorSpec: its numpy dtype
+            name = np.dtype(kind).name
+        except TypeError:
+            name = str(kind)
+    return str(name)
 
 
 def _registry_failure(
@@ -314,70 +376,181 @@ def download_model(platform: PlatformConfig, model: ResolvedModel, *, job: str |
     return target
 
 
-class ProbabilityScorer:
-    """Loaded model + the column of ``predict_proba`` that holds the positive class.
+@dataclass(frozen=True)
+class ScorerSpec:
+    """What a Python worker needs to build the same scorer as the driver: the flavor, the
+    signature, the positive class and the task the driver decided."""
 
-    Built once per Python worker process (see :func:`lakescore.ml.scoring.scorer_for`).
-    """
-
-    def __init__(self, model_dir: str, flavor: str, positive_class: int | str) -> None:
-        self.model_dir = model_dir
-        self.flavor = flavor
-        if flavor == "sklearn":
-            import mlflow.sklearn
-
-            self._bind_sklearn(mlflow.sklearn.load_model(model_dir), positive_class)
-        else:
-            import mlflow.pyfunc
-
-            self._model = mlflow.pyfunc.load_model(model_dir)
-            self._column = positive_class if isinstance(positive_class, int) else 1
-            self._predict = self._model.predict
+    flavor: str
+    positive_class: int | str
+    task: str
+    inputs: tuple[tuple[str, str], ...]
+    outputs: tuple[tuple[str | None, str], ...] = ()
 
     @classmethod
-    def from_sklearn(
-        cls, estimator: Any, positive_class: int | str, origin: str
-    ) -> ProbabilityScorer:
-        """A scorer over an estimator already in memory (the driver's, sent to the Python
-        workers as a Spark broadcast: they need scikit-learn, not MLflow)."""
-        scorer = cls.__new__(cls)
-        scorer.model_dir = origin
-        scorer.flavor = "sklearn"
-        scorer._bind_sklearn(estimator, positive_class)
-        return scorer
+    def of(cls, model: ResolvedModel) -> ScorerSpec:
+        return cls(model.flavor, model.positive_class, model.task, model.inputs, model.outputs)
 
     @property
-    def sklearn_estimator(self) -> Any | None:
-        """The scikit-learn estimator (None for a pyfunc model)."""
-        return self._model if self.flavor == "sklearn" else None
+    def numeric_inputs(self) -> bool:
+        return all(type_family(t) in _NUMERIC for _, t in self.inputs)
 
-    def _bind_sklearn(self, model: Any, positive_class: int | str) -> None:
-        self._model = model
-        classes = list(getattr(model, "classes_", []))
-        if not hasattr(model, "predict_proba") or not classes:
-            raise BadInputError(
-                "the scikit-learn model is not a probabilistic classifier (no predict_proba)",
-                file=self.model_dir,
-            )
-        matches = [i for i, c in enumerate(classes) if c == positive_class]
-        if not matches:
-            matches = [i for i, c in enumerate(classes) if str(c) == str(positive_class)]
-        if not matches:
-            raise BadInputError(
-                f"positive_class {positive_class!r} is not one of the model's classes {classes}",
-                key="model.positive_class",
-            )
-        self._column = matches[0]
-        self._predict = model.predict_proba
+
+@dataclass
+class Prediction:
+    """One batch's predictions: ``score`` per row (float64); for a multiclass model also the
+    predicted class (``label``, strings) and every class's probability (rows x classes)."""
+
+    score: Any
+    label: Any = None
+    probabilities: Any = None
+    class_names: list[str] | None = None  # the probabilities' columns
+
+
+_LABEL_TYPES = {"long", "integer", "string", "boolean"}
+
+
+class ModelScorer:
+    """A loaded model and how its output becomes :class:`Prediction` for the job's task.
+
+    Built once per Python worker process (see :func:`lakescore.ml.scoring.scorer_for`) and
+    once on the driver, where a model that cannot serve the task fails before any Spark work.
+    ``takes_matrix``: the model is fed a positional float64 matrix (native flavors over
+    numeric inputs); otherwise a pandas DataFrame with the signature's names and types.
+    """
 
     # scikit-learn's predict_proba on ~100,000-row slices beat one call over millions of rows
     # (FIELD-NOTES: HGB 7.9 s vs 10.2 s for 2M rows, one thread): keep working sets small.
     slice_rows = 100_000
 
-    def score(self, features: Any, *, finite: bool = False) -> Any:
-        """Scores for a 2-D float array (rows x features in signature order). ``finite``: the
-        caller checked every value is finite, so scikit-learn skips its own check (a pass
-        over the matrix per pipeline step, 5% of a scaler + logistic regression's time)."""
+    def __init__(self, model_dir: str, spec: ScorerSpec, estimator: Any = None) -> None:
+        self.model_dir = model_dir
+        self.spec = spec
+        self.flavor = spec.flavor
+        self.native: Any = None
+        self._pyfunc: Any = None
+        if estimator is not None:
+            self.native = estimator
+        elif spec.flavor in NATIVE_FLAVORS:
+            self.native = _load_native(model_dir, spec.flavor)
+        else:
+            import mlflow.pyfunc
+
+            self._pyfunc = mlflow.pyfunc.load_model(model_dir)
+        self.classes: list[Any] = []
+        self.warnings: list[str] = []
+        self._column = 0
+        self.task = self._bind_native() if self.native is not None else self._bind_pyfunc()
+        self.takes_matrix = (
+            self.native is not None and spec.numeric_inputs and not _needs_frame(self.native)
+        )
+        # Native boosters take string features as pandas categoricals (never as objects).
+        self.categorical = self.native is not None and spec.flavor in ("xgboost", "lightgbm")
+
+    @property
+    def native_estimator(self) -> Any | None:
+        """The scikit-learn / XGBoost / LightGBM estimator (None for a pyfunc model): what the
+        driver broadcasts to the workers, which then need no MLflow import."""
+        return self.native
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(c) for c in self.classes]
+
+    def _refuse(self, message: str, key: str = "model.task") -> BadInputError:
+        return BadInputError(message, file=self.model_dir, key=key)
+
+    def _bind_native(self) -> str:
+        model, wanted = self.native, self.spec.task
+        classes = getattr(model, "classes_", None)
+        self.classes = list(classes) if classes is not None else []
+        proba = bool(self.classes) and hasattr(model, "predict_proba")
+        classifier = bool(self.classes) or _is_classifier(model)
+        if wanted == "auto":
+            if proba:
+                wanted = "binary" if len(self.classes) == 2 else "multiclass"
+            elif classifier:
+                raise self._refuse(
+                    f"the {self.flavor} model is a classifier without predict_proba: it returns "
+                    "class labels, not probabilities"
+                )
+            else:
+                wanted = "regression"
+        if wanted in ("binary", "multiclass") and not proba:
+            raise self._refuse(
+                f"model.task is {wanted}, but the {self.flavor} model is not a probabilistic "
+                "classifier (no predict_proba)"
+            )
+        if wanted == "regression" and classifier:
+            raise self._refuse(
+                f"model.task is regression, but the {self.flavor} model is a classifier "
+                f"(classes {self.classes[:10]}): its predict returns labels, not values"
+            )
+        if wanted == "binary":
+            self._column = self._positive_column(self.classes)
+        return wanted
+
+    def _positive_column(self, classes: Sequence[Any]) -> int:
+        positive = self.spec.positive_class
+        matches = [i for i, c in enumerate(classes) if c == positive]
+        matches = matches or [i for i, c in enumerate(classes) if str(c) == str(positive)]
+        if not matches:
+            raise self._refuse(
+                f"positive_class {positive!r} is not one of the model's classes {list(classes)}",
+                key="model.positive_class",
+            )
+        return matches[0]
+
+    def _bind_pyfunc(self) -> str:
+        """The task of a pyfunc model, from its output signature: several float columns are
+        class probabilities (named by class when the columns have names), one float column a
+        value, one integer / string / boolean column class labels (refused as a score)."""
+        wanted, outputs = self.spec.task, self.spec.outputs
+        if not outputs:
+            if wanted == "auto":
+                raise self._refuse(
+                    "the pyfunc model has no output signature, so what its predict returns is "
+                    "unknown: set model.task (binary, multiclass or regression)"
+                )
+            return wanted
+        families = [type_family(t) for _, t in outputs]
+        if len(outputs) == 1 and families[0] in _LABEL_TYPES:
+            if wanted == "regression" and families[0] in ("long", "integer"):
+                return wanted
+            raise self._refuse(
+                f"the pyfunc model's predict returns class labels ({outputs[0][1]}), not "
+                "probabilities; a label is never published as a score (log the model with "
+                "pyfunc_predict_fn='predict_proba', or return probabilities from the "
+                "PythonModel; set model.task: regression if the values are quantities)"
+            )
+        if len(outputs) > 1:
+            if any(f not in ("double", "float") for f in families):
+                raise self._refuse(
+                    f"the pyfunc model returns columns of types {families}; lakescore scores "
+                    "models that return probabilities or one value"
+                )
+            names = [n for n, _ in outputs]
+            self.classes = list(names) if all(names) else list(range(len(outputs)))
+            if wanted == "auto":
+                wanted = "binary" if len(outputs) == 2 else "multiclass"
+            if wanted == "regression":
+                raise self._refuse(
+                    f"model.task is regression, but the pyfunc model returns {len(outputs)} "
+                    "probability columns"
+                )
+            if wanted == "binary":
+                self._column = self._positive_column(self.classes)
+            return wanted
+        if wanted == "multiclass":
+            raise self._refuse("model.task is multiclass, but the pyfunc model returns one column")
+        # One float column: a value (auto) or, when the job says binary, P(positive class).
+        return "regression" if wanted == "auto" else wanted
+
+    def score(self, features: Any, *, finite: bool = False) -> Prediction:
+        """Predictions for a float matrix (``takes_matrix``) or a DataFrame of the signature's
+        columns. ``finite``: the caller checked every value is finite, so scikit-learn skips
+        its own check (a pass over the matrix per pipeline step, 5% of a scaler + logistic
+        regression's time)."""
         if finite and self.flavor == "sklearn":
             import sklearn
 
@@ -385,26 +558,164 @@ class ProbabilityScorer:
                 return self._score_slices(features)
         return self._score_slices(features)
 
-    def _score_slices(self, features: Any) -> Any:
+    def _score_slices(self, features: Any) -> Prediction:
         import numpy as np
 
         rows = features.shape[0]
         if rows <= self.slice_rows:
             return self._score_slice(features)
-        out = np.empty(rows, dtype=np.float64)
-        for start in range(0, rows, self.slice_rows):
-            out[start : start + self.slice_rows] = self._score_slice(
-                features[start : start + self.slice_rows]
-            )
-        return out
+        parts = [
+            self._score_slice(features[start : start + self.slice_rows])
+            for start in range(0, rows, self.slice_rows)
+        ]
+        if self.task != "multiclass":  # the common case: one float column
+            score = np.empty(rows, dtype=np.float64)
+            start = 0
+            for part in parts:
+                score[start : start + len(part.score)] = part.score
+                start += len(part.score)
+            return Prediction(score)
+        return Prediction(
+            np.concatenate([p.score for p in parts]),
+            np.concatenate([p.label for p in parts]),
+            np.concatenate([p.probabilities for p in parts]),
+            self.class_names,
+        )
 
-    def _score_slice(self, features: Any) -> Any:
+    def _raw(self, features: Any) -> Any:
         import numpy as np
 
-        out = np.asarray(self._predict(features))
+        model = self.native
+        if model is None:
+            out = self._pyfunc.predict(features)
+            out = out.to_numpy() if hasattr(out, "to_numpy") else np.asarray(out)
+            if self.task != "regression" and not np.issubdtype(out.dtype, np.floating):
+                raise ScoringFailure(
+                    f"the pyfunc model returned {out.dtype} values where probabilities are "
+                    "asked for (class labels?); nothing is published",
+                    file=self.model_dir,
+                    key="model.task",
+                )
+            return out
+        if self.task == "regression":
+            return model.predict(features)
+        return model.predict_proba(features)
+
+    def _score_slice(self, features: Any) -> Prediction:
+        import numpy as np
+
+        out = self._raw(features)
+        if self.task == "multiclass":
+            proba = np.asarray(out, dtype=np.float64)
+            best = proba.argmax(axis=1)
+            names = np.asarray(self.class_names, dtype=object)
+            return Prediction(
+                proba[np.arange(len(best)), best], names[best], proba, self.class_names
+            )
+        out = np.asarray(out)
         if out.ndim == 2:
-            out = out[:, self._column]
-        return out.astype(np.float64, copy=False)
+            out = out[:, self._column if out.shape[1] > 1 else 0]
+        return Prediction(out.astype(np.float64, copy=False))
+
+
+def _load_native(model_dir: str, flavor: str) -> Any:
+    """The estimator of a native flavor, with the flavor's own loader."""
+    import importlib
+
+    return importlib.import_module(f"mlflow.{flavor}").load_model(model_dir)
+
+
+def _is_classifier(model: Any) -> bool:
+    try:
+        from sklearn.base import is_classifier
+
+        return bool(is_classifier(model))
+    except Exception:
+        return getattr(model, "_estimator_type", None) == "classifier"
+
+
+def _needs_frame(model: Any) -> bool:
+    """Whether a native model needs its columns by name (a scikit-learn ColumnTransformer
+    anywhere in it, a booster with categorical features) rather than a float matrix."""
+    from sklearn.compose import ColumnTransformer
+
+    stack = [model]
+    while stack:
+        step = stack.pop()
+        if isinstance(step, ColumnTransformer):
+            return True
+        for _, inner in getattr(step, "steps", []) or []:
+            stack.append(inner)
+        inner = getattr(step, "estimator", None)
+        if inner is not None and inner is not step:
+            stack.append(inner)
+    booster = getattr(model, "booster_", None)
+    if booster is not None and getattr(booster, "pandas_categorical", None):
+        return True  # LightGBM trained on pandas categoricals
+    try:
+        types = model.get_booster().feature_types  # XGBoost
+    except Exception:
+        types = None
+    return bool(types and "c" in types)
+
+
+# --------------------------------------------------------------------------- requirements
+
+
+def requirement_conflicts(model_dir: Path) -> list[str]:
+    """Packages the model's ``requirements.txt`` pins that the environment does not satisfy:
+    not installed, or a version outside the requirement (an ``==`` pin counts as its
+    major.minor: a patch release apart is not a conflict). One text per package, naming it
+    and both versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    path = model_dir / "requirements.txt"
+    if not path.is_file():
+        return []
+    found = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        installed = None
+        for dist in (req.name, *_DISTRIBUTION_ALIASES.get(req.name.lower(), ())):
+            try:
+                installed = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
+        if installed is None:
+            found.append(f"{req.name} (model wants {req.specifier or 'any'}, not installed)")
+            continue
+        specifier = req.specifier
+        pins = [s for s in specifier if s.operator == "=="]
+        if pins:
+            try:
+                pinned = Version(pins[0].version)
+                specifier = SpecifierSet(f"=={pinned.major}.{pinned.minor}.*")
+            except InvalidVersion:
+                pass
+        try:
+            ok = specifier.contains(Version(installed), prereleases=True)
+        except InvalidVersion:
+            ok = True
+        if not ok:
+            found.append(f"{req.name} (model logged with {req.specifier}, installed {installed})")
+    return found
+
+
+# A requirement satisfied by another distribution of the same import package.
+_DISTRIBUTION_ALIASES = {"xgboost": ("xgboost-cpu",)}
 
 
 # --------------------------------------------------------------------------- artifact guards
@@ -454,10 +765,13 @@ def _location_allowed(platform: PlatformConfig, location: str) -> bool:
 
 def check_model_loadable(
     model_dir: Path, model: ResolvedModel, *, job: str | None = None
-) -> ProbabilityScorer:
-    """Load the downloaded model once on the driver: a corrupt or missing model file (or a
-    positive class the classifier does not have) fails here, naming the model and the file,
-    instead of inside every Spark task."""
+) -> ModelScorer:
+    """Load the downloaded model once on the driver: a corrupt or missing model file, a
+    flavor that cannot load here, logged requirements the environment does not satisfy
+    (``model.requirements: fail``; with ``warn`` they are kept in ``warnings``), a positive
+    class the classifier does not have or a model that cannot serve the task fails here,
+    naming the model and the file, instead of inside every Spark task. The scorer's ``task``
+    is what the model was found to be."""
     import yaml
 
     mlmodel = model_dir / "MLmodel"
@@ -470,23 +784,36 @@ def check_model_loadable(
             job=job,
             file=_artifact_file(model, "MLmodel"),
         ) from None
-    spec = flavors.get("sklearn") if model.flavor == "sklearn" else flavors.get("python_function")
-    relative = str((spec or {}).get("pickled_model") or (spec or {}).get("model_path") or "")
+    spec = flavors.get(model.flavor) or flavors.get("python_function") or {}
+    relative = str(spec.get("pickled_model") or spec.get("model_path") or spec.get("data") or "")
     if relative and not (model_dir / relative).exists():
         raise BadInputError(
             f"{where}: model file {relative} is missing from its artifacts",
             job=job,
             file=_artifact_file(model, relative),
         )
+    conflicts = requirement_conflicts(model_dir)
+    if conflicts and model.requirements_policy == "fail":
+        raise BadInputError(
+            f"{where} was logged with requirements this environment does not satisfy: "
+            + "; ".join(conflicts)
+            + " (install matching versions, or set model.requirements: warn)",
+            job=job,
+            key="model.requirements",
+            file=_artifact_file(model, "requirements.txt"),
+        )
     try:
-        return ProbabilityScorer(str(model_dir), model.flavor, model.positive_class)
+        scorer = ModelScorer(str(model_dir), ScorerSpec.of(model))
+        scorer.warnings = [f"{where}: requirement not satisfied: {c}" for c in conflicts]
+        return scorer
     except LakescoreError as exc:
         exc.file = exc.file and _artifact_file(model, relative or "MLmodel")
         raise exc.with_context(job=job) from None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        flavor = spec.get("loader_module") or model.flavor
         raise BadInputError(
-            f"{where} cannot be loaded ({type(exc).__name__}: {first[:300]})",
+            f"{where} ({flavor}) cannot be loaded here ({type(exc).__name__}: {first[:300]})",
             job=job,
             file=_artifact_file(model, relative or "MLmodel"),
         ) from None

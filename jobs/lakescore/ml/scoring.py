@@ -2,8 +2,10 @@
 
 Every model (the champion and any shadow challengers) is loaded once per Python worker process
 (:func:`scorer_for` caches it; Spark reuses workers), never once per batch. Batches arrive as
-Arrow record batches (``mapInArrow``) and go to each model as one float64, row-major array per
-batch, without a pandas round trip: the partition is read once, whatever the model count.
+Arrow record batches (``mapInArrow``) and go to each model in the form its flavor takes: one
+float64, row-major array per batch without a pandas round trip for native models over numeric
+inputs (:func:`feature_matrix`), otherwise a pandas DataFrame with the signature's column names
+and types (:func:`feature_frame`). The partition is read once, whatever the model count.
 """
 
 from __future__ import annotations
@@ -22,30 +24,27 @@ from lakescore.lakehouse import layout
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
     import pyarrow as pa
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructField, StructType
 
-    from lakescore.ml.models import ProbabilityScorer, ResolvedModel
+    from lakescore.ml.models import ModelScorer, Prediction, ResolvedModel, ScorerSpec
 
-_SCORERS: dict[tuple[str, str, str], ProbabilityScorer] = {}
+_SCORERS: dict[tuple[str, ScorerSpec], ModelScorer] = {}
 
 
-def scorer_for(
-    model_dir: str, flavor: str, positive_class: int | str, estimator: Any = None
-) -> ProbabilityScorer:
+def scorer_for(model_dir: str, spec: ScorerSpec, estimator: Any = None) -> ModelScorer:
     """The process-wide scorer for a model (built on first use): from ``estimator``, a Spark
-    broadcast of the driver's scikit-learn estimator, when there is one, else loaded from
-    ``model_dir`` with MLflow. A model directory is one registered version: the cache key."""
-    key = (model_dir, flavor, repr(positive_class))
+    broadcast of the driver's native (scikit-learn, XGBoost, LightGBM) estimator, when there is
+    one, else loaded from ``model_dir`` with MLflow. A model directory is one registered
+    version: with the spec, the cache key."""
+    key = (model_dir, spec)
     if key not in _SCORERS:
-        from lakescore.ml.models import ProbabilityScorer
+        from lakescore.ml.models import ModelScorer
 
-        _SCORERS[key] = (
-            ProbabilityScorer.from_sklearn(estimator.value, positive_class, model_dir)
-            if estimator is not None
-            else ProbabilityScorer(model_dir, flavor, positive_class)
-        )
+        native = estimator.value if estimator is not None else None
+        _SCORERS[key] = ModelScorer(model_dir, spec, native)
     return _SCORERS[key]
 
 
@@ -68,15 +67,17 @@ class ModelSlot:
 
     score_column: str
     model_dir: str
-    flavor: str
-    positive_class: int | str
+    spec: ScorerSpec
     feature_columns: tuple[str, ...]  # in the model's signature order
     shipped_name: str | None = None
     required: bool = True
-    # A Spark broadcast of the driver's loaded scikit-learn estimator: the workers unpickle
-    # it (scikit-learn only; importing MLflow costs each worker seconds). None: load the
-    # model from ``model_dir`` / the shipped archive (pyfunc models).
+    # A Spark broadcast of the driver's loaded native estimator: the workers unpickle it
+    # (with scikit-learn / XGBoost / LightGBM only; importing MLflow costs each worker
+    # seconds). None: load the model from ``model_dir`` / the shipped archive (pyfunc).
     estimator: Any = None
+    # A multiclass champion's predicted class and class probabilities go to these columns.
+    label_column: str | None = None
+    probabilities_column: str | None = None
 
     @classmethod
     def of(
@@ -90,22 +91,28 @@ class ModelSlot:
         required: bool = True,
         estimator: Any = None,
     ) -> ModelSlot:
+        """The slot of a model whose task is decided (after ``check_model_loadable``); a
+        required multiclass model also fills the label and probabilities columns."""
+        from lakescore.ml.models import ScorerSpec
+
+        classes = required and model.task == "multiclass"
         return cls(
             score_column=score_column,
             model_dir=model_dir,
-            flavor=model.flavor,
-            positive_class=model.positive_class,
+            spec=ScorerSpec.of(model),
             feature_columns=tuple(feature_columns),
             shipped_name=shipped_name,
             required=required,
             estimator=estimator,
+            label_column=layout.LABEL if classes else None,
+            probabilities_column=layout.PROBABILITIES if classes else None,
         )
 
 
-_FAILED_LOADS: dict[tuple[str, str, str], str] = {}
+_FAILED_LOADS: dict[tuple[str, ScorerSpec], str] = {}
 
 
-def _scorer_or_none(slot: ModelSlot) -> ProbabilityScorer | None:
+def _scorer_or_none(slot: ModelSlot) -> ModelScorer | None:
     """The slot's scorer; for a challenger, None (once per process, logged) if it cannot load."""
     model_dir = (
         slot.model_dir
@@ -113,12 +120,12 @@ def _scorer_or_none(slot: ModelSlot) -> ProbabilityScorer | None:
         else _local_model_dir(slot.model_dir, slot.shipped_name)
     )
     if slot.required:
-        return scorer_for(model_dir, slot.flavor, slot.positive_class, slot.estimator)
-    key = (model_dir, slot.flavor, repr(slot.positive_class))
+        return scorer_for(model_dir, slot.spec, slot.estimator)
+    key = (model_dir, slot.spec)
     if key in _FAILED_LOADS:
         return None
     try:
-        return scorer_for(model_dir, slot.flavor, slot.positive_class, slot.estimator)
+        return scorer_for(model_dir, slot.spec, slot.estimator)
     except Exception as exc:  # a challenger never fails the pass
         _FAILED_LOADS[key] = f"{type(exc).__name__}: {exc}"
         print(f"lakescore: challenger {slot.score_column} not loaded: {exc}", file=sys.stderr)
@@ -198,16 +205,63 @@ def feature_matrix(batch: pa.RecordBatch, columns: Sequence[str]) -> np.ndarray:
     return matrix
 
 
+def feature_frame(
+    batch: pa.RecordBatch, inputs: Sequence[tuple[str, str]], *, categorical: bool = False
+) -> pd.DataFrame:
+    """The batch's feature columns as a pandas DataFrame with the signature's names, in its
+    order and with its types (what ``mlflow.pyfunc`` enforces and a pipeline's
+    ``ColumnTransformer`` selects by name): each column is cast to the signature's Arrow type
+    (``float`` -> float32, ``long`` -> int64, ``datetime`` -> naive timestamps, ...). Nulls
+    stay missing values: NaN in float columns, None in strings; an integer column with nulls
+    becomes float64 with NaN, as MLflow asks of integer features with missing values.
+    ``categorical``: string columns become pandas categoricals (what XGBoost and LightGBM
+    take for categorical features)."""
+    import pyarrow as pa
+
+    from lakescore.ml.models import type_family
+
+    targets = _arrow_targets()
+    arrays = []
+    for name, sig_type in inputs:
+        column = batch.column(name)
+        target = targets.get(type_family(sig_type))
+        if target is not None and column.type != target:
+            column = column.cast(target)
+        arrays.append(column)
+    frame = pa.Table.from_arrays(arrays, names=[name for name, _ in inputs]).to_pandas()
+    if categorical:
+        for name, sig_type in inputs:
+            if type_family(sig_type) == "string":
+                frame[name] = frame[name].astype("category")
+    return frame
+
+
+@cache
+def _arrow_targets() -> dict[str, pa.DataType]:
+    import pyarrow as pa
+
+    return {
+        "double": pa.float64(),
+        "float": pa.float32(),
+        "long": pa.int64(),
+        "integer": pa.int32(),
+        "boolean": pa.bool_(),
+        "string": pa.string(),
+        "datetime": pa.timestamp("ns"),
+        "binary": pa.binary(),
+    }
+
+
 def score_batch(
     batch: pa.RecordBatch,
-    scorers: Sequence[tuple[ModelSlot, ProbabilityScorer | None]],
+    scorers: Sequence[tuple[ModelSlot, ModelScorer | None]],
     key_columns: Sequence[str],
     check: ValueCheck | None = None,
 ) -> pa.RecordBatch:
-    """The per-batch core: keys + one score column per model, every model on the same batch
-    (one feature matrix per distinct signature column order). With ``check``, rows holding a
-    refused value get null scores and are named in a last :data:`layout.BAD_VALUES` column."""
-    import numpy as np
+    """The per-batch core: keys + each model's output columns, every model on the same batch
+    (one model input per distinct signature and input form). With ``check``, rows holding a
+    refused value get null predictions and are named in a last :data:`layout.BAD_VALUES`
+    column."""
     import pyarrow as pa
 
     rows = batch.num_rows
@@ -216,39 +270,92 @@ def score_batch(
     # The models get only the rows that passed the check: with NaN refused, every value of
     # the checked columns they see is finite.
     checked = set(check.columns) if check is not None and not check.allow_nan else set()
-    matrices: dict[tuple[str, ...], np.ndarray] = {}
+    kept = batch if good is None else batch.filter(pa.array(good))
+    model_inputs: dict[Any, Any] = {}
     arrays = [batch.column(k) for k in key_columns]
+    names = list(key_columns)
     for slot, scorer in scorers:
-        scores = None
+        prediction = None
         if scorer is not None:
-            if slot.feature_columns not in matrices:
-                matrix = feature_matrix(batch, slot.feature_columns)
-                matrices[slot.feature_columns] = matrix if good is None else matrix[good]
-            matrix = matrices[slot.feature_columns]
+            if scorer.takes_matrix:
+                form: Any = ("matrix", slot.feature_columns)
+                if form not in model_inputs:
+                    model_inputs[form] = feature_matrix(kept, slot.feature_columns)
+            else:
+                form = ("frame", slot.spec.inputs, scorer.categorical)
+                if form not in model_inputs:
+                    model_inputs[form] = feature_frame(
+                        kept, slot.spec.inputs, categorical=scorer.categorical
+                    )
+            features = model_inputs[form]
             finite = checked.issuperset(slot.feature_columns)
             if slot.required:
-                scores = scorer.score(matrix, finite=finite)
+                prediction = scorer.score(features, finite=finite)
             else:
                 try:
-                    scores = scorer.score(matrix, finite=finite)
-                    if len(scores) != matrix.shape[0]:
-                        raise ValueError(f"{len(scores)} scores for {matrix.shape[0]} rows")
+                    prediction = scorer.score(features, finite=finite)
+                    if len(prediction.score) != features.shape[0]:
+                        raise ValueError(
+                            f"{len(prediction.score)} scores for {features.shape[0]} rows"
+                        )
                 except Exception as exc:  # a challenger never fails the pass
                     print(f"lakescore: challenger {slot.score_column}: {exc}", file=sys.stderr)
-                    scores = None
-        if scores is None:
-            arrays.append(pa.nulls(rows, pa.float64()))
-        elif good is None:
-            arrays.append(pa.array(scores, pa.float64()))
-        else:
-            full = np.full(rows, np.nan)
-            full[good] = scores
-            arrays.append(pa.array(full, pa.float64(), mask=~good))
-    names = [*key_columns, *(slot.score_column for slot, _ in scorers)]
+                    prediction = None
+        for name, array in _prediction_arrays(slot, prediction, rows, good):
+            names.append(name)
+            arrays.append(array)
     if check is not None:
         arrays.append(flags if flags is not None else pa.nulls(rows, pa.string()))
         names.append(layout.BAD_VALUES)
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _prediction_arrays(
+    slot: ModelSlot, prediction: Prediction | None, rows: int, good: np.ndarray | None
+) -> list[tuple[str, pa.Array]]:
+    """The slot's output columns for all ``rows`` of the batch (null where ``good`` is False
+    or the model did not score): score, and label + probabilities when the slot has them."""
+    import numpy as np
+    import pyarrow as pa
+
+    out: list[tuple[str, pa.Array]] = []
+    mask = None if good is None else ~good
+    if prediction is None:
+        out.append((slot.score_column, pa.nulls(rows, pa.float64())))
+    elif good is None:
+        out.append((slot.score_column, pa.array(prediction.score, pa.float64())))
+    else:
+        full = np.full(rows, np.nan)
+        full[good] = prediction.score
+        out.append((slot.score_column, pa.array(full, pa.float64(), mask=mask)))
+    if slot.label_column is None or slot.probabilities_column is None:
+        return out
+    if prediction is None or prediction.label is None:
+        out.append((slot.label_column, pa.nulls(rows, pa.string())))
+        out.append((slot.probabilities_column, pa.nulls(rows, layout.probabilities_type())))
+        return out
+    labels = prediction.label
+    proba = np.asarray(prediction.probabilities, dtype=np.float64)
+    classes = proba.shape[1]
+    if good is not None:
+        full_labels = np.full(rows, None, dtype=object)
+        full_labels[good] = labels
+        labels = full_labels
+        full_proba = np.zeros((rows, classes))
+        full_proba[good] = proba
+        proba = full_proba
+    class_names = prediction.class_names or [str(i) for i in range(classes)]
+    names = pa.array(np.tile(np.asarray(class_names, dtype=object), rows), pa.string())
+    offsets = pa.array(np.arange(0, rows * classes + 1, classes, dtype=np.int32))
+    probabilities = pa.MapArray.from_arrays(
+        offsets,
+        names,
+        pa.array(proba.ravel(), pa.float64()),
+        mask=None if mask is None else pa.array(mask),
+    )
+    out.append((slot.label_column, pa.array(labels, pa.string())))
+    out.append((slot.probabilities_column, probabilities))
+    return out
 
 
 # glibc's mallopt parameters (malloc.h).
@@ -309,10 +416,17 @@ def score_record_batches(
 def scored_schema(
     key_fields: Sequence[StructField], slots: Sequence[ModelSlot], check: ValueCheck | None
 ) -> StructType:
-    """Keys, one double per slot, and the :data:`layout.BAD_VALUES` string with ``check``."""
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+    """Keys, each slot's columns (a double; a multiclass champion's label string and
+    probabilities map after it), and the :data:`layout.BAD_VALUES` string with ``check``."""
+    from pyspark.sql.types import DoubleType, MapType, StringType, StructField, StructType
 
-    fields = [*key_fields, *(StructField(slot.score_column, DoubleType(), True) for slot in slots)]
+    fields = list(key_fields)
+    for slot in slots:
+        fields.append(StructField(slot.score_column, DoubleType(), True))
+        if slot.label_column is not None and slot.probabilities_column is not None:
+            fields.append(StructField(slot.label_column, StringType(), True))
+            probabilities = MapType(StringType(), DoubleType(), False)
+            fields.append(StructField(slot.probabilities_column, probabilities, True))
     if check is not None:
         fields.append(StructField(layout.BAD_VALUES, StringType(), True))
     return StructType(fields)
@@ -379,13 +493,15 @@ def with_prediction_columns(
     key_columns: list[str],
     extra_columns: Sequence[str] = (),
 ) -> DataFrame:
-    """The prediction-table layout: keys, score, model name/version, run id, time, partition
-    (``extra_columns``, e.g. challenger scores for staging, go just before the partition)."""
+    """The prediction-table layout: keys, score (label, probabilities), model name/version,
+    run id, time, partition (``extra_columns``, e.g. challenger scores for staging, go just
+    before the partition)."""
     from pyspark.sql import functions as F
 
     return scored.select(
         *key_columns,
         F.col(layout.SCORE),
+        *(F.col(c) for c in layout.class_columns(model.task)),
         F.lit(model.name).alias(layout.MODEL_NAME),
         F.lit(model.version).cast("bigint").alias(layout.MODEL_VERSION),
         F.lit(run_id).alias(layout.RUN_ID),

@@ -82,9 +82,9 @@ class Challenger:
     model: ResolvedModel | None = None
     feature_columns: list[str] = field(default_factory=list)
     model_dir: Path | None = None
-    scorer: Any = None  # the driver's loaded model (ProbabilityScorer)
+    scorer: Any = None  # the driver's loaded model (ModelScorer)
     shipped_name: str | None = None
-    estimator: Any = None  # the broadcast of a scikit-learn model (see ModelSlot)
+    estimator: Any = None  # the broadcast of a native model (see ModelSlot)
     status: str = "ok"  # ok | failed | skipped
     error: str | None = None
     comparison: Comparison | None = None
@@ -165,10 +165,15 @@ def resolve_challengers(
 
 
 def load_challengers(
-    platform: PlatformConfig, job: ScoringJob, challengers: list[Challenger]
+    platform: PlatformConfig,
+    job: ScoringJob,
+    challengers: list[Challenger],
+    task: str | None = None,
 ) -> None:
     """Download and load each active challenger on the driver; a failure marks it failed
-    (the champion still runs)."""
+    (the champion still runs), and so does a task other than the champion's ``task``."""
+    import dataclasses
+
     from lakescore.ml.models import check_model_loadable  # the champion's load path too
 
     for challenger in challengers:
@@ -179,6 +184,11 @@ def load_challengers(
             challenger.scorer = check_model_loadable(
                 challenger.model_dir, challenger.model, job=job.name
             )
+            challenger.model = dataclasses.replace(challenger.model, task=challenger.scorer.task)
+            if task is not None and challenger.scorer.task != task:
+                challenger.fail(
+                    f"a {challenger.scorer.task} model cannot shadow the champion's {task} model"
+                )
         except Exception as exc:
             challenger.fail(f"not loaded: {exc}")
 
@@ -506,8 +516,8 @@ def shadow_file_output(
             layout.MODEL_REFERENCE: challenger.reference,
         },
         score_column=challenger.score_column,
-        low=job.audit.score_min,
-        high=job.audit.score_max,
+        low=job.audit.bounds(challenger.model.task)[0],
+        high=job.audit.bounds(challenger.model.task)[1],
         bins=job.monitoring.bins,
         compare_to=layout.SCORE,
         threshold=job.shadow.decision_threshold,

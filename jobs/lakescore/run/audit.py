@@ -134,7 +134,7 @@ def drift_stage(
     with ctx.stages("drift"):
         drift = _assess_drift(
             distribution_from_metrics(
-                audited.observed, job.audit.score_min, job.audit.score_max, job.monitoring.bins
+                audited.observed, *job.audit.bounds(models.model.task), job.monitoring.bins
             ),
             ctx,
             models,
@@ -207,8 +207,8 @@ def _compare_challengers(
             shadow_scoring.compare(
                 staged,
                 challengers,
-                score_min=job.audit.score_min,
-                score_max=job.audit.score_max,
+                score_min=job.audit.bounds(models.model.task)[0],
+                score_max=job.audit.bounds(models.model.task)[1],
                 bins=job.monitoring.bins,
                 threshold=job.shadow.decision_threshold,
                 champion_counts=drift.distribution.bin_counts,

@@ -55,7 +55,7 @@ def publish_stage(
             input_version=partition.version,
             rows=rows,
         )
-        ensure_prediction_table(spark, job, key_fields)
+        ensure_prediction_table(spark, job, key_fields, models.model.task)
         if scored.in_table:
             version = tables.commit_partition_files(
                 job.output.table,
@@ -69,7 +69,9 @@ def publish_stage(
         else:
             assert audited.staged is not None
             version = tables.replace_partition(
-                audited.staged.select(*layout.prediction_columns(keys, part_col)),
+                audited.staged.select(
+                    *layout.prediction_columns(keys, part_col, models.model.task)
+                ),
                 job.output.table,
                 part_col,
                 day,
@@ -124,14 +126,16 @@ def _publish_rejects(ctx: RunContext, spark: SparkSession, rejects: DataFrame) -
     )
 
 
-def ensure_prediction_table(spark: SparkSession, job: ScoringJob, key_fields: list[Any]) -> None:
+def ensure_prediction_table(
+    spark: SparkSession, job: ScoringJob, key_fields: list[Any], task: str = "binary"
+) -> None:
     """Create the job's prediction table on its first publish (a concurrent first publish
     of another day may win the race: then publish into the winner's table)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     if tables.table_exists(job.output.table):
         return
-    schema = layout.prediction_schema(key_fields, job.features.partition_column)
+    schema = layout.prediction_schema(key_fields, job.features.partition_column, task)
     try:
         tables.ensure_table(
             spark,

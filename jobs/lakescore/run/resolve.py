@@ -7,12 +7,13 @@ before any Spark work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from lakescore.errors import BadInputError
 from lakescore.ml import shadow as shadow_scoring
 from lakescore.ml.models import (
-    ProbabilityScorer,
+    ModelScorer,
     ResolvedModel,
     check_model_loadable,
     check_signature,
@@ -32,7 +33,7 @@ class RunModels:
     features: list[str]
     challengers: list[shadow_scoring.Challenger] = field(default_factory=list)
     model_dir: Path | None = None
-    scorer: ProbabilityScorer | None = None
+    scorer: ModelScorer | None = None
 
     @property
     def active_challengers(self) -> list[shadow_scoring.Challenger]:
@@ -74,4 +75,22 @@ def load_models(ctx: RunContext, models: RunModels) -> None:
     with ctx.stages("load_model"):
         models.model_dir = download_model(ctx.platform, models.model, job=ctx.job.name)
         models.scorer = check_model_loadable(models.model_dir, models.model, job=ctx.job.name)
-        shadow_scoring.load_challengers(ctx.platform, ctx.job, models.challengers)
+        # What the model was found to be (model.task auto), for the slots, layout and lineage.
+        models.model = replace(models.model, task=models.scorer.task)
+        audit = ctx.job.audit
+        if models.scorer.task == "regression" and audit.score_min is None:
+            raise BadInputError(
+                f"model {models.model.name} version {models.model.version} is a regression "
+                "model: set audit.score_min and audit.score_max (the range its predictions "
+                "must fall in, also the drift histogram's range)",
+                job=ctx.job.name,
+                key="audit.score_min",
+            )
+        ctx.record.details["model_task"] = models.scorer.task
+        ctx.record.details["model_flavor"] = models.model.flavor
+        for warning in models.scorer.warnings:
+            ctx.progress.stage("load_model", f"warning: {warning}")
+        ctx.progress.stage("load_model", f"{models.model.flavor} model, task {models.scorer.task}")
+        shadow_scoring.load_challengers(
+            ctx.platform, ctx.job, models.challengers, models.model.task
+        )

@@ -101,7 +101,7 @@ def _write_in_tasks(
     output = FileOutput(
         folder=plan.chosen.data_dir,
         schema=layout.data_file_schema(
-            layout.prediction_schema(plan.key_fields, part_col), part_col
+            layout.prediction_schema(plan.key_fields, part_col, model.task), part_col
         ),
         constants={
             layout.MODEL_NAME: model.name,
@@ -109,8 +109,10 @@ def _write_in_tasks(
             layout.RUN_ID: ctx.run_id,
             layout.SCORED_AT: plan.scored_at,
         },
-        low=job.audit.score_min,
-        high=job.audit.score_max,
+        label_column=plan.slots[0].label_column,
+        probabilities_column=plan.slots[0].probabilities_column,
+        low=job.audit.bounds(model.task)[0],
+        high=job.audit.bounds(model.task)[1],
         bins=job.monitoring.bins,
     )
     shadow_outputs = [
@@ -153,6 +155,7 @@ def _write_with_spark(
 
     job = ctx.job
     keys, part_col = job.features.entity_keys, job.features.partition_column
+    low, high = job.audit.bounds(models.model.task)
     if plan.chosen.plan is not None:
         scored = score_partition_files(
             spark, plan.chosen.plan, plan.slots, keys, batch_rows=batch_rows, check=plan.check
@@ -173,17 +176,17 @@ def _write_with_spark(
     observation = Observation(f"lakescore_audit_{uuid.uuid4().hex}")
     to_write = out.observe(
         observation,
-        *audit_expressions(
-            keys, score_min=job.audit.score_min, score_max=job.audit.score_max, checked=True
-        ),
-        *distribution_expressions(
-            job.audit.score_min, job.audit.score_max, job.monitoring.bins, quantiles=False
-        ),
+        *audit_expressions(keys, score_min=low, score_max=high, checked=True),
+        *distribution_expressions(low, high, job.monitoring.bins, quantiles=False),
     )
     data_dir = plan.chosen.data_dir
     if data_dir is not None:  # the published layout: no partition column in the files
         to_write = to_write.select(
-            *(c for c in layout.prediction_columns(keys, part_col) if c != part_col)
+            *(
+                c
+                for c in layout.prediction_columns(keys, part_col, models.model.task)
+                if c != part_col
+            )
         )
     written_to = data_dir or str(ctx.staging_dir)
     with watch_tasks(spark, ctx.run_id, ctx.progress):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from lakescore.config import PlatformConfig, ScoringJob
 from lakescore.lakehouse import tables
 from lakescore.ml import shadow as shadow_scoring
-from lakescore.ml.models import ProbabilityScorer, ResolvedModel
+from lakescore.ml.models import ModelScorer, ResolvedModel
 from lakescore.ml.scoring import warm_python_workers
 from lakescore.run.context import RunContext
 from lakescore.run.resolve import RunModels
@@ -107,21 +107,21 @@ _ESTIMATOR_BROADCASTS: dict[tuple[str, str], Any] = {}
 
 
 def ship_model(
-    spark: SparkSession, model_dir: Path, model: ResolvedModel, scorer: ProbabilityScorer
+    spark: SparkSession, model_dir: Path, model: ResolvedModel, scorer: ModelScorer
 ) -> tuple[str | None, Any]:
     """(shipped archive name, estimator broadcast): how the Python workers get the model.
 
-    A scikit-learn model goes as a Spark broadcast of the estimator the driver has loaded
-    (and checked): the workers unpickle it with scikit-learn alone, without importing MLflow
+    A scikit-learn, XGBoost or LightGBM model goes as a Spark broadcast of the estimator the
+    driver has loaded (and checked): the workers unpickle it with that library alone, without importing MLflow
     (seconds per worker), in local mode and on a cluster alike; one broadcast per model
     version and Spark application. Other models go to executors on other hosts as a zip
     through ``SparkContext.addArchive`` (Spark unpacks it; ``SparkFiles.get(name)`` is the
     folder); local mode reads the driver's copy directly."""
     sc = spark.sparkContext
-    if scorer.sklearn_estimator is not None:
+    if scorer.native_estimator is not None:
         key = (sc.applicationId, str(model_dir))
         if key not in _ESTIMATOR_BROADCASTS:
-            _ESTIMATOR_BROADCASTS[key] = sc.broadcast(scorer.sklearn_estimator)
+            _ESTIMATOR_BROADCASTS[key] = sc.broadcast(scorer.native_estimator)
         return None, _ESTIMATOR_BROADCASTS[key]
     return _ship_model_archive(spark, model_dir, model), None
 

@@ -1,0 +1,300 @@
+"""Models people register, scored end to end: XGBoost, LightGBM, a scikit-learn pipeline over
+string columns, a regressor, a 3-class model and a custom pyfunc, each registered with
+MLflow's own API into the test registry and scored from one feature table with string,
+integer and float columns. What is published must equal the model's own ``predict_proba`` /
+``predict`` on the same rows (read back with delta-rs), and models that cannot give what the
+job asks for are refused before any Spark work.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from lakescore.errors import BadInputError
+from lakescore.lakehouse import tables
+from lakescore.run import score_partition
+from tests.conftest import World, lineage_rows
+
+pytestmark = pytest.mark.integration
+
+DAY = date(2026, 11, 18)
+ROWS = 2_000
+NUMERIC = ["x1", "x2", "x3", "x4"]
+STRINGS = ["plan", "region"]
+
+
+def _features(seed: int = 11) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.arange(ROWS, dtype=np.int64),
+            **{c: rng.normal(size=ROWS) for c in NUMERIC},
+            "plan": rng.choice(["basic", "plus", "max"], ROWS),
+            "region": rng.choice(["north", "south"], ROWS),
+            "visits": rng.integers(0, 20, ROWS).astype(np.int64),
+        }
+    )
+    signal = frame.x1 + 0.5 * frame.x2 - frame.x3 * 0.3 + (frame.plan == "max") * 0.8
+    frame["binary"] = (signal + rng.normal(scale=0.5, size=ROWS) > 0).astype(int)
+    frame["three"] = np.digitize(signal, [-0.5, 0.5])
+    frame["value"] = 3 * frame.x1 - 2 * frame.x4 + rng.normal(scale=0.1, size=ROWS)
+    return frame
+
+
+@dataclass
+class Registry:
+    world: World
+    data: pd.DataFrame
+    registered: dict[str, Any]  # model name -> the in-memory model that was logged
+
+
+def _register(world: World, name: str, log: Any) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from lakescore.ml.models import configure_mlflow
+
+    configure_mlflow(world.platform)
+    mlflow.set_experiment("lakescore-demo")  # its artifact location is the registry store
+    with warnings.catch_warnings(), mlflow.start_run(run_name=name):
+        warnings.simplefilter("ignore")
+        info = log(name)
+    MlflowClient().set_registered_model_alias(name, "champion", str(info.registered_model_version))
+
+
+def _job(world: World, name: str, extra: str = "", model: str = "") -> None:
+    world.write_job(
+        name,
+        f"name: {name}\n"
+        f"model: {{name: {model or name}, alias: champion}}\n"
+        "features: {table: features/flavors, entity_keys: [customer_id]}\n"
+        f"output: {{table: scores/{name}}}\n"
+        "validation: {enabled: false}\n" + extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def registry(world: World) -> Registry:
+    """One feature table and one registered model per flavor (about a minute)."""
+    import lightgbm
+    import mlflow
+    import xgboost
+    from deltalake import write_deltalake
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    data = _features()
+    table = pa.Table.from_pandas(
+        data[["customer_id", *NUMERIC, *STRINGS, "visits"]], preserve_index=False
+    ).append_column("ds", pa.array([DAY] * ROWS, pa.date32()))
+    write_deltalake(
+        str(world.root / "warehouse" / "features" / "flavors"),
+        table,
+        partition_by=["ds"],
+        mode="overwrite",
+    )
+    numeric = data[NUMERIC]
+    both = data[[*NUMERIC, *STRINGS]]
+    models: dict[str, Any] = {}
+
+    models["flavor_xgb"] = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(
+        numeric, data.binary
+    )
+    _register(
+        world,
+        "flavor_xgb",
+        lambda n: mlflow.xgboost.log_model(
+            models[n], name="model", input_example=numeric.head(3), registered_model_name=n
+        ),
+    )
+    models["flavor_lgbm"] = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(
+        numeric, data.binary
+    )
+    _register(
+        world,
+        "flavor_lgbm",
+        lambda n: mlflow.lightgbm.log_model(
+            models[n], name="model", input_example=numeric.head(3), registered_model_name=n
+        ),
+    )
+    models["flavor_pipeline"] = make_pipeline(
+        ColumnTransformer(
+            [("onehot", OneHotEncoder(handle_unknown="ignore"), STRINGS)],
+            remainder="passthrough",
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(both, data.binary)
+    _register(
+        world,
+        "flavor_pipeline",
+        lambda n: mlflow.sklearn.log_model(
+            models[n], name="model", input_example=both.head(3), registered_model_name=n
+        ),
+    )
+    models["flavor_regressor"] = GradientBoostingRegressor(n_estimators=20).fit(numeric, data.value)
+    _register(
+        world,
+        "flavor_regressor",
+        lambda n: mlflow.sklearn.log_model(
+            models[n],
+            name="model",
+            input_example=numeric.head(3),
+            registered_model_name=n,
+            skops_trusted_types=[
+                "sklearn.tree._tree.Tree",
+                "sklearn._loss.loss.HalfSquaredError",
+                "sklearn._loss.link.IdentityLink",
+                "sklearn._loss.link.Interval",
+            ],
+        ),
+    )
+    models["flavor_three"] = LogisticRegression(max_iter=500).fit(numeric, data.three)
+    _register(
+        world,
+        "flavor_three",
+        lambda n: mlflow.sklearn.log_model(
+            models[n], name="model", input_example=numeric.head(3), registered_model_name=n
+        ),
+    )
+
+    class Probabilities(mlflow.pyfunc.PythonModel):
+        """P(no), P(yes) from x1 and whether the plan is 'max' (a string input)."""
+
+        def predict(self, context: Any, model_input: pd.DataFrame) -> pd.DataFrame:
+            z = model_input["x1"].to_numpy() + (model_input["plan"] == "max").to_numpy()
+            p = 1 / (1 + np.exp(-z))
+            return pd.DataFrame({"no": 1 - p, "yes": p})
+
+    class Labels(mlflow.pyfunc.PythonModel):
+        def predict(self, context: Any, model_input: pd.DataFrame) -> np.ndarray:
+            return (model_input["x1"].to_numpy() > 0).astype(np.int64)
+
+    example = data[["x1", "plan"]].head(5)
+    models["flavor_custom"] = Probabilities()
+    _register(
+        world,
+        "flavor_custom",
+        lambda n: mlflow.pyfunc.log_model(
+            name="model",
+            python_model=models[n],
+            signature=infer_signature(example, models[n].predict(None, example)),
+            registered_model_name=n,
+        ),
+    )
+    models["flavor_labels"] = Labels()
+    _register(
+        world,
+        "flavor_labels",
+        lambda n: mlflow.pyfunc.log_model(
+            name="model",
+            python_model=models[n],
+            signature=infer_signature(example, models[n].predict(None, example)),
+            registered_model_name=n,
+        ),
+    )
+    for name in models:
+        _job(world, name)
+    _job(world, "flavor_regressor", "audit: {score_min: -100, score_max: 100}\n")
+    world.write_job(
+        "flavor_custom",
+        "name: flavor_custom\n"
+        "model: {name: flavor_custom, alias: champion, positive_class: 'yes'}\n"
+        "features: {table: features/flavors, entity_keys: [customer_id]}\n"
+        "output: {table: scores/flavor_custom}\n"
+        "validation: {enabled: false}\n",
+    )
+    return Registry(world, data, models)
+
+
+def _published(world: World, job_name: str) -> pd.DataFrame:
+    job = world.job(job_name)
+    rows = tables.read_table(job.output.table, partition_column="ds", start=DAY, end=DAY)
+    return rows.to_pandas().sort_values("customer_id").reset_index(drop=True)
+
+
+def _score(registry: Registry, spark: Any, name: str) -> pd.DataFrame:
+    world = registry.world
+    result = score_partition(world.job(name), DAY, platform=world.platform, spark=spark)
+    (row,) = lineage_rows(world, run_id=result.run_id)
+    assert row["status"] == "succeeded"
+    return _published(world, name)
+
+
+@pytest.mark.parametrize("name", ["flavor_xgb", "flavor_lgbm", "flavor_pipeline"])
+def test_binary_score_equals_the_models_own_predict_proba(registry, spark, name):
+    got = _score(registry, spark, name)
+    model = registry.registered[name]
+    columns = [*NUMERIC, *STRINGS] if name == "flavor_pipeline" else NUMERIC
+    expected = model.predict_proba(registry.data[columns])[:, list(model.classes_).index(1)]
+    assert len(got) == ROWS and got.customer_id.tolist() == list(range(ROWS))
+    np.testing.assert_allclose(got.score.to_numpy(), expected, rtol=0, atol=1e-6)
+    assert "label" not in got.columns
+
+
+def test_regression_publishes_the_predicted_value(registry, spark):
+    got = _score(registry, spark, "flavor_regressor")
+    expected = registry.registered["flavor_regressor"].predict(registry.data[NUMERIC])
+    np.testing.assert_allclose(got.score.to_numpy(), expected, rtol=0, atol=1e-9)
+    assert got.score.min() < 0 < got.score.max()  # values, not probabilities
+    (row,) = lineage_rows(registry.world, run_id=got.run_id[0])
+    assert '"model_task": "regression"' in row["details"]
+
+
+def test_multiclass_publishes_label_probabilities_and_the_predicted_class_probability(
+    registry, spark
+):
+    got = _score(registry, spark, "flavor_three")
+    model = registry.registered["flavor_three"]
+    proba = model.predict_proba(registry.data[NUMERIC])
+    labels = model.classes_[proba.argmax(axis=1)].astype(str)
+    assert got.label.tolist() == labels.tolist()
+    np.testing.assert_allclose(got.score.to_numpy(), proba.max(axis=1), rtol=0, atol=1e-12)
+    for i in (0, 1, ROWS - 1):
+        published = dict(got.probabilities[i])
+        assert set(published) == {"0", "1", "2"}
+        np.testing.assert_allclose([published[str(c)] for c in model.classes_], proba[i])
+    assert len(set(got.label)) == 3
+
+
+def test_custom_pyfunc_gets_the_signatures_columns_by_name_with_strings(registry, spark):
+    got = _score(registry, spark, "flavor_custom")
+    model = registry.registered["flavor_custom"]
+    expected = model.predict(None, registry.data[["x1", "plan"]])["yes"].to_numpy()
+    np.testing.assert_allclose(got.score.to_numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_a_label_returning_pyfunc_is_refused_before_spark_work(registry):
+    world = registry.world
+    with pytest.raises(BadInputError, match="returns class labels") as info:
+        score_partition(world.job("flavor_labels"), DAY, platform=world.platform)
+    assert info.value.exit_code == 2
+    assert not tables.table_exists(world.job("flavor_labels").output.table)
+
+
+def test_a_regression_job_without_bounds_and_a_wrong_task_are_refused(registry):
+    world = registry.world
+    _job(world, "flavor_regressor_nobounds", model="flavor_regressor")
+    with pytest.raises(BadInputError, match=r"set audit\.score_min and audit\.score_max"):
+        score_partition(world.job("flavor_regressor_nobounds"), DAY, platform=world.platform)
+    world.write_job(
+        "flavor_three_as_regression",
+        "name: flavor_three_as_regression\n"
+        "model: {name: flavor_three, alias: champion, task: regression}\n"
+        "features: {table: features/flavors, entity_keys: [customer_id]}\n"
+        "output: {table: scores/flavor_three_as_regression}\n"
+        "audit: {score_min: 0, score_max: 2}\n",
+    )
+    with pytest.raises(BadInputError, match="is a classifier"):
+        score_partition(world.job("flavor_three_as_regression"), DAY, platform=world.platform)
