@@ -38,6 +38,11 @@ examples:
     "history": """examples:
   lakescore history --job churn
   lakescore history --job churn --limit 3 --json""",
+    "new-job": """reads the model's signature from the registry and the table's schema, writes
+conf/jobs/<name>.yaml (guesses marked REVIEW) and checks it as a run would
+examples:
+  lakescore new-job --model fraud@champion --features features/transactions
+  lakescore new-job --model fraud/3 --features /data/tx --name fraud_daily --key tx_id""",
     "jobs": """examples:
   lakescore jobs           # every conf/jobs/*.yaml, checked""",
     "airflow": """examples:
@@ -166,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=20)
 
     command("jobs", "List the configured jobs and check their config.")
+
+    from lakescore.ml.scaffold import add_arguments as add_new_job_arguments
+
+    add_new_job_arguments(
+        command("new-job", "Write a job YAML from a registered model and a feature table.")
+    )
 
     airflow = command(
         "airflow", "Start a local Airflow (standalone, SQLite) with the lakescore DAGs."
@@ -729,6 +740,12 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_job(args: argparse.Namespace) -> int:
+    from lakescore.ml.scaffold import run_command
+
+    return run_command(_platform(args), args)
+
+
 COMMANDS = {
     "score": cmd_score,
     "validate": cmd_score,
@@ -744,6 +761,7 @@ COMMANDS = {
     "forecast": cmd_forecast,
     "promote": cmd_promote,
     "maintenance": cmd_maintenance,
+    "new-job": _new_job,
 }
 
 

@@ -457,6 +457,14 @@ class ModelScorer:
     def class_names(self) -> list[str]:
         return [str(c) for c in self.classes]
 
+    @property
+    def positive_class(self) -> Any:
+        """The class whose probability a binary score is (as the model spells it)."""
+        if self.task == "binary" and self.classes:
+            value = self.classes[self._column]
+            return value.item() if hasattr(value, "item") else value
+        return self.spec.positive_class
+
     def _refuse(self, message: str, key: str = "model.task") -> BadInputError:
         return BadInputError(message, file=self.model_dir, key=key)
 

@@ -8,11 +8,13 @@ write (``spark`` writer), so neither needs a pass of its own over the scored row
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from lakescore.errors import ScoringFailure
 from lakescore.lakehouse import layout
 from lakescore.ml import shadow as shadow_scoring
 from lakescore.ml.file_scoring import (
@@ -39,6 +41,8 @@ from lakescore.storage import spark_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from lakescore.ml.models import ResolvedModel
 
 
 @dataclass
@@ -77,10 +81,16 @@ def score_stage(
         batch_rows = max(
             1_000, int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "100000"))
         )
-        if plan.chosen.path.writer == "python":
-            scored = _write_in_tasks(ctx, spark, models, plan, batch_rows)
-        else:
-            scored = _write_with_spark(ctx, spark, models, validated, plan, batch_rows)
+        try:
+            if plan.chosen.path.writer == "python":
+                scored = _write_in_tasks(ctx, spark, models, plan, batch_rows)
+            else:
+                scored = _write_with_spark(ctx, spark, models, validated, plan, batch_rows)
+        except Exception as exc:
+            failure = worker_failure(exc, models.model, job=ctx.job.name, ds=ctx.ds)
+            if failure is None:
+                raise
+            raise failure from exc
         record.details["score_writer"] = plan.chosen.path.writer
         record.executor_seconds, record.failed_tasks = task_metrics(spark, ctx.run_id)
         record.details["source_scan"] = shadow_scoring.source_scan(
@@ -192,6 +202,36 @@ def _write_with_spark(
     with watch_tasks(spark, ctx.run_id, ctx.progress):
         to_write.write.mode("errorifexists").parquet(spark_path(written_to))
     return ScoredOutput(written_to, observation.get, None, out, in_table=data_dir is not None)
+
+
+_PYTHON_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Failure|Exit)): ?(.*)$")
+
+
+def worker_failure(
+    exc: BaseException, model: ResolvedModel, *, job: str, ds: str
+) -> ScoringFailure | None:
+    """One line for an exception raised inside a Spark Python worker (the model's predict,
+    a feature it cannot take): the job, partition and model, and the worker's own error
+    line, instead of Spark's text (a JVM stack trace around a Python traceback). None when
+    ``exc`` did not come from a Python worker. The cause keeps the full text (``-v``)."""
+    text = str(exc)
+    if type(exc).__name__ != "PythonException" and "Python worker" not in text:
+        return None
+    lines = [m for line in text.splitlines() if (m := _PYTHON_ERROR.match(line.strip()))]
+    if lines:
+        name, message = lines[-1].group(1), lines[-1].group(2)
+        # lakescore's own errors already name what they are about; others keep their type.
+        error = (
+            message if name.startswith("lakescore.") else f"{name.rsplit('.', 1)[-1]}: {message}"
+        )
+    else:
+        error = "see -v for the worker's traceback"
+    return ScoringFailure(
+        f"model {model.name} version {model.version} ({model.flavor}) failed in a Spark "
+        f"Python worker: {error[:500]}",
+        job=job,
+        ds=ds,
+    )
 
 
 def split_for_parallelism(spark: SparkSession, partition_bytes: int) -> None:
