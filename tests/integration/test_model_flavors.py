@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,6 +194,24 @@ def registry(world: World) -> Registry:
             registered_model_name=n,
         ),
     )
+
+    class Broken(mlflow.pyfunc.PythonModel):
+        def predict(self, context: Any, model_input: pd.DataFrame) -> pd.DataFrame:
+            if (model_input["x1"] > 2.5).any():
+                raise ValueError("x1 above 2.5 is outside the training range")
+            return pd.DataFrame({"no": 0.5 + 0 * model_input["x1"], "yes": 0.5})
+
+    models["flavor_broken"] = Broken()
+    _register(
+        world,
+        "flavor_broken",
+        lambda n: mlflow.pyfunc.log_model(
+            name="model",
+            python_model=models[n],
+            signature=infer_signature(example, Probabilities().predict(None, example)),
+            registered_model_name=n,
+        ),
+    )
     models["flavor_labels"] = Labels()
     _register(
         world,
@@ -207,14 +226,15 @@ def registry(world: World) -> Registry:
     for name in models:
         _job(world, name)
     _job(world, "flavor_regressor", "audit: {score_min: -100, score_max: 100}\n")
-    world.write_job(
-        "flavor_custom",
-        "name: flavor_custom\n"
-        "model: {name: flavor_custom, alias: champion, positive_class: 'yes'}\n"
-        "features: {table: features/flavors, entity_keys: [customer_id]}\n"
-        "output: {table: scores/flavor_custom}\n"
-        "validation: {enabled: false}\n",
-    )
+    for name in ("flavor_custom", "flavor_broken"):  # classes named by their output columns
+        world.write_job(
+            name,
+            f"name: {name}\n"
+            f"model: {{name: {name}, alias: champion, positive_class: 'yes'}}\n"
+            "features: {table: features/flavors, entity_keys: [customer_id]}\n"
+            f"output: {{table: scores/{name}}}\n"
+            "validation: {enabled: false}\n",
+        )
     return Registry(world, data, models)
 
 
@@ -298,3 +318,41 @@ def test_a_regression_job_without_bounds_and_a_wrong_task_are_refused(registry):
     )
     with pytest.raises(BadInputError, match="is a classifier"):
         score_partition(world.job("flavor_three_as_regression"), DAY, platform=world.platform)
+
+
+def test_a_python_worker_exception_is_one_line_naming_job_partition_and_model(registry, spark):
+    from lakescore.errors import ScoringFailure
+
+    world = registry.world
+    with pytest.raises(ScoringFailure) as info:
+        score_partition(world.job("flavor_broken"), DAY, platform=world.platform, spark=spark)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("job 'flavor_broken', partition 2026-11-18: model flavor_broken")
+    assert "ValueError: x1 above 2.5 is outside the training range" in text
+    assert "at org.apache" not in text and "Traceback" not in text
+    assert not tables.table_exists(world.job("flavor_broken").output.table)
+
+
+def test_new_job_writes_a_checked_job_from_the_signature_and_the_table(registry, spark):
+    from lakescore.ml.scaffold import write_new_job
+
+    world = registry.world
+    made = write_new_job(
+        world.platform,
+        model="flavor_pipeline@champion",
+        features_table="features/flavors",
+        name="pipeline_new",
+    )
+    assert made.name == "pipeline_new"
+    assert made.keys == ["customer_id"] and made.partition_column == "ds"
+    assert made.task == "binary" and made.flavor == "sklearn"
+    assert made.features == [*NUMERIC, *STRINGS]
+    assert any("entity_keys" in item for item in made.review)
+    text = Path(made.path).read_text()
+    assert "# REVIEW" in text and "positive_class: 1" in text
+    job = world.job(made.name)
+    assert job.model.task == "binary" and job.features.entity_keys == ["customer_id"]
+    # the written job scores as it is
+    result = score_partition(job, DAY, platform=world.platform, spark=spark)
+    assert result.output_version is not None
