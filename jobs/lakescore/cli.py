@@ -7,12 +7,13 @@ retrying may help). Errors are one line; ``-v`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -94,6 +95,10 @@ then rescore the days that should carry the new model, e.g.
 }
 
 
+# makes a subcommand: (name, help) -> its parser (see _command)
+CommandFactory = Callable[[str, str], argparse.ArgumentParser]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakescore",
@@ -104,26 +109,37 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--conf", help="config folder (default: $LAKESCORE_CONF or ./conf)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    command = functools.partial(_command, sub)
+    _run_commands(command)
+    _inspect_commands(command)
+    _maintenance_commands(command)
+    _governance_commands(command)
+    return parser
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=EXAMPLES.get(name),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-        p.add_argument("--conf", default=argparse.SUPPRESS, help="config folder")
-        p.add_argument(
-            "-v",
-            "--verbose",
-            action="store_true",
-            default=argparse.SUPPRESS,
-            help="show tracebacks",
-        )
-        return p
 
+def _command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """One subcommand with the options every command takes (``--json``, ``--conf``, ``-v``)."""
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=EXAMPLES.get(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--conf", default=argparse.SUPPRESS, help="config folder")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks",
+    )
+    return p
+
+
+def _run_commands(command: CommandFactory) -> None:
+    """``score``, ``validate`` (a partition or a range of days) and ``demo``."""
     score = command(
         "score",
         "Score one partition of a job (or every day of a range) and publish it "
@@ -162,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=200_000, help="rows per day (default 200000)")
     demo.add_argument("--job", default="churn", help="demo job (default churn)")
 
+
+def _inspect_commands(command: CommandFactory) -> None:
+    """``sql``, ``history``, ``jobs`` and ``airflow``: look at tables, configs, DAGs."""
     sql = command("sql", "Run SQL over prediction, feature and lineage tables (DuckDB).")
     sql.add_argument("query", help="the SQL query")
     sql.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
@@ -186,6 +205,9 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8080, help="API server / UI port (default 8080)"
     )
 
+
+def _maintenance_commands(command: CommandFactory) -> None:
+    """``maintenance`` and ``report``."""
     maintenance = command(
         "maintenance", "Clean up after killed runs: abandoned attempts, staging, orphan files."
     )
@@ -211,6 +233,9 @@ def _parser() -> argparse.ArgumentParser:
         "--out", help="output file (default: <reports root>/<job>/index.html in the warehouse)"
     )
 
+
+def _governance_commands(command: CommandFactory) -> None:
+    """``rollback``, ``erase``, ``vacuum``, ``forecast`` and ``promote``."""
     rollback = command("rollback", "Restore a partition to a table version or an earlier model.")
     rollback.add_argument("--job", required=True, help="job name (conf/jobs/<job>.yaml)")
     rollback.add_argument("--ds", required=True, help="partition date, YYYY-MM-DD")
@@ -251,7 +276,6 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--alias", default="champion", help="alias to move (default champion)")
     promote.add_argument("--reason", help="why (kept in the lineage row)")
     promote.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    return parser
 
 
 def _partition_arguments(p: argparse.ArgumentParser) -> None:

@@ -106,42 +106,8 @@ def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = 
     >> validate_partition (when validation is enabled) >> score_and_publish >> record_lineage."""
     settings = job.airflow
     on_failure = functools.partial(record_task_failure, job_name=job.name, conf_dir=conf_dir)
-    deadline = None
-    # `airflow dags test` crashes after a successful run of any DAG with a deadline (Airflow
-    # 3.3.2, apache/airflow#73428); the demo and `dags test` runs set this to leave it out.
-    if job.schedule.deadline is not None and os.environ.get("LAKESCORE_DEADLINES") != "off":
-        deadline = DeadlineAlert(
-            reference=DeadlineReference.DAGRUN_QUEUED_AT,
-            interval=job.schedule.deadline,
-            callback=AsyncCallback(
-                "lakescore_airflow.callbacks.deadline_missed",
-                kwargs={
-                    "job": job.name,
-                    "deadline": str(job.schedule.deadline),
-                    "conf_dir": conf_dir,
-                },
-            ),
-        )
-    params = {
-        "ds": Param(
-            None,
-            type=["null", "string"],
-            pattern=DS_PATTERN,
-            description="Partition to score (YYYY-MM-DD). Default: the run's logical date.",
-        ),
-        "model_version": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            description="Pin a model version (wins over the configured alias).",
-        ),
-    }
-    if job.model.challengers and job.shadow.enabled:
-        params["shadow"] = Param(
-            True,
-            type="boolean",
-            description="Score the challengers in shadow (into the shadow table) in this run.",
-        )
+    deadline = _deadline(job, conf_dir)
+    params = _scoring_params(job)
     schedule: Any = (
         [feature_asset(job)] if job.schedule.cron == "feature_asset" else job.schedule.cron
     )
@@ -211,6 +177,52 @@ def build_dag(job: ScoringJob, platform: PlatformConfig, conf_dir: str | None = 
             upstream >> downstream
         score >> record
     return dag
+
+
+def _deadline(job: ScoringJob, conf_dir: str | None) -> DeadlineAlert | None:
+    """``schedule.deadline`` as an Airflow 3 deadline alert (its callback records the miss)."""
+    deadline = None
+    # `airflow dags test` crashes after a successful run of any DAG with a deadline (Airflow
+    # 3.3.2, apache/airflow#73428); the demo and `dags test` runs set this to leave it out.
+    if job.schedule.deadline is not None and os.environ.get("LAKESCORE_DEADLINES") != "off":
+        deadline = DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=job.schedule.deadline,
+            callback=AsyncCallback(
+                "lakescore_airflow.callbacks.deadline_missed",
+                kwargs={
+                    "job": job.name,
+                    "deadline": str(job.schedule.deadline),
+                    "conf_dir": conf_dir,
+                },
+            ),
+        )
+    return deadline
+
+
+def _scoring_params(job: ScoringJob) -> dict[str, Param]:
+    """The scoring DAG's run params: ``ds``, ``model_version`` and, with challengers, ``shadow``."""
+    params = {
+        "ds": Param(
+            None,
+            type=["null", "string"],
+            pattern=DS_PATTERN,
+            description="Partition to score (YYYY-MM-DD). Default: the run's logical date.",
+        ),
+        "model_version": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Pin a model version (wins over the configured alias).",
+        ),
+    }
+    if job.model.challengers and job.shadow.enabled:
+        params["shadow"] = Param(
+            True,
+            type="boolean",
+            description="Score the challengers in shadow (into the shadow table) in this run.",
+        )
+    return params
 
 
 def build_backfill_dag(

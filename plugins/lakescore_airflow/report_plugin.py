@@ -47,17 +47,15 @@ ICON_SVG = (
 
 
 def create_app() -> Any:
-    """The FastAPI app behind ``/lakescore`` (imports FastAPI, Airflow's API and lakescore)."""
-    from pathlib import Path
-    from urllib.parse import quote
-
+    """The FastAPI app behind ``/lakescore`` (imports FastAPI, Airflow's API and lakescore).
+    The routes are thin: authentication here, the pages in the functions below."""
     from airflow.api_fastapi.core_api.security import (
         GetUserDep,
         requires_access_dag,
         requires_authenticated,
     )
     from fastapi import Depends, FastAPI, Request
-    from fastapi.responses import FileResponse, HTMLResponse, Response
+    from fastapi.responses import HTMLResponse, Response
 
     app = FastAPI(
         title="lakescore reports",
@@ -75,26 +73,6 @@ def create_app() -> Any:
         # root_path = the API's base path + this app's mount point (e.g. "/lakescore").
         return str(request.scope.get("root_path") or URL_PREFIX).rstrip("/")
 
-    def error_page(status: int, title: str, message: str) -> HTMLResponse:
-        from html import escape
-
-        body = (
-            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{escape(title)}</title></head><body style='font-family:system-ui,sans-serif;"
-            f"padding:32px'><h1 style='font-size:20px'>{escape(title)}</h1>"
-            f"<p id='error'>{escape(message)}</p></body></html>"
-        )
-        return HTMLResponse(body, status_code=status, headers=NO_STORE)
-
-    def platform_or_error() -> Any:
-        from lakescore.config import load_platform
-        from lakescore.errors import LakescoreError
-
-        try:
-            return load_platform()
-        except LakescoreError as exc:
-            return error_page(500, "lakescore platform config is broken", str(exc))
-
     @app.get("/", include_in_schema=False, dependencies=[Depends(requires_authenticated())])
     def root(request: Request) -> Response:
         return Response(status_code=307, headers={"Location": f"{prefix(request)}/reports"})
@@ -104,78 +82,132 @@ def create_app() -> Any:
         response_class=HTMLResponse,
         dependencies=[Depends(requires_authenticated())],
     )
-    def index(request: Request) -> HTMLResponse:
-        from lakescore.config import list_job_names
-        from lakescore.reporting.report import render_index
-
-        platform = platform_or_error()
-        if isinstance(platform, Response):
-            return platform
-        base = prefix(request)
-        page = render_index(
-            platform,
-            list_job_names(platform.conf_dir),
-            job_href=lambda job: f"{base}/reports/{quote(job)}",
-        )
-        return HTMLResponse(page, headers=NO_STORE)
+    def index(request: Request) -> Response:
+        return index_page(prefix(request))
 
     @app.get(
         "/reports/{job}",
         response_class=HTMLResponse,
         dependencies=[Depends(can_read_job_dag)],
     )
-    def job_report(job: str, request: Request) -> HTMLResponse:
-        from lakescore.errors import BadInputError, ConfigError, LakescoreError
-        from lakescore.reporting.report import default_artifact_href, render_job_report
-
-        platform = platform_or_error()
-        if isinstance(platform, Response):
-            return platform
-        base = prefix(request)
-        files_root = Path(platform.reports_root) / job
-
-        def artifact_href(target: str) -> str | None:
-            local = Path(target.removeprefix("file://"))
-            if local.is_absolute():
-                try:
-                    rel = local.resolve().relative_to(files_root.resolve())
-                except ValueError:
-                    return None  # a local file this app does not serve: shown as text
-                return f"{base}/reports/{quote(job)}/files/{quote(rel.as_posix())}"
-            return default_artifact_href(target)
-
-        try:
-            page = render_job_report(
-                platform, job, artifact_href=artifact_href, index_href=f"{base}/reports"
-            )
-        except ConfigError as exc:
-            return error_page(500, f"job {job}: broken config", str(exc))
-        except BadInputError as exc:
-            return error_page(404, f"job {job}: not found", str(exc))
-        except LakescoreError as exc:
-            return error_page(500, f"job {job}: cannot render the report", str(exc))
-        return HTMLResponse(page, headers=NO_STORE)
+    def job_report(job: str, request: Request) -> Response:
+        return job_report_page(job, prefix(request))
 
     @app.get("/reports/{job}/files/{path:path}", dependencies=[Depends(can_read_job_dag)])
     def job_file(job: str, path: str) -> Response:
-        from lakescore.config import JOB_NAME_PATTERN
-
-        platform = platform_or_error()
-        if isinstance(platform, Response):
-            return platform
-        if not JOB_NAME_PATTERN.fullmatch(job):
-            return error_page(404, "not found", f"no job {job!r}")
-        root = (Path(platform.reports_root) / job).resolve()
-        target = (root / path).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
-            return error_page(404, "not found", f"no file {path!r} in the reports of {job}")
-        return FileResponse(target, headers=NO_STORE)
+        return report_file(job, path)
 
     @app.get("/static/icon.svg", dependencies=[Depends(requires_authenticated())])
     def icon() -> Response:
         return Response(ICON_SVG, media_type="image/svg+xml")
 
     return app
+
+
+def error_page(status: int, title: str, message: str) -> Any:
+    """A small HTML page with the error (never cached)."""
+    from html import escape
+
+    from fastapi.responses import HTMLResponse
+
+    body = (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title></head><body style='font-family:system-ui,sans-serif;"
+        f"padding:32px'><h1 style='font-size:20px'>{escape(title)}</h1>"
+        f"<p id='error'>{escape(message)}</p></body></html>"
+    )
+    return HTMLResponse(body, status_code=status, headers=NO_STORE)
+
+
+def platform_or_error() -> Any:
+    """The platform config, or the error page that says why it cannot be loaded."""
+    from lakescore.config import load_platform
+    from lakescore.errors import LakescoreError
+
+    try:
+        return load_platform()
+    except LakescoreError as exc:
+        return error_page(500, "lakescore platform config is broken", str(exc))
+
+
+def index_page(base: str) -> Any:
+    """``GET /reports``: the jobs, each linked to its report under ``base``."""
+    from urllib.parse import quote
+
+    from fastapi.responses import HTMLResponse, Response
+
+    from lakescore.config import list_job_names
+    from lakescore.reporting.report import render_index
+
+    platform = platform_or_error()
+    if isinstance(platform, Response):
+        return platform
+    page = render_index(
+        platform,
+        list_job_names(platform.conf_dir),
+        job_href=lambda job: f"{base}/reports/{quote(job)}",
+    )
+    return HTMLResponse(page, headers=NO_STORE)
+
+
+def job_report_page(job: str, base: str) -> Any:
+    """``GET /reports/{job}``: the job's report; its validation reports link to this app's
+    files route, other local files are shown as text."""
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from fastapi.responses import HTMLResponse, Response
+
+    from lakescore.errors import BadInputError, ConfigError, LakescoreError
+    from lakescore.reporting.report import default_artifact_href, render_job_report
+
+    platform = platform_or_error()
+    if isinstance(platform, Response):
+        return platform
+    files_root = Path(platform.reports_root) / job
+
+    def artifact_href(target: str) -> str | None:
+        local = Path(target.removeprefix("file://"))
+        if local.is_absolute():
+            try:
+                rel = local.resolve().relative_to(files_root.resolve())
+            except ValueError:
+                return None  # a local file this app does not serve: shown as text
+            return f"{base}/reports/{quote(job)}/files/{quote(rel.as_posix())}"
+        return default_artifact_href(target)
+
+    try:
+        page = render_job_report(
+            platform, job, artifact_href=artifact_href, index_href=f"{base}/reports"
+        )
+    except ConfigError as exc:
+        return error_page(500, f"job {job}: broken config", str(exc))
+    except BadInputError as exc:
+        return error_page(404, f"job {job}: not found", str(exc))
+    except LakescoreError as exc:
+        return error_page(500, f"job {job}: cannot render the report", str(exc))
+    return HTMLResponse(page, headers=NO_STORE)
+
+
+def report_file(job: str, path: str) -> Any:
+    """``GET /reports/{job}/files/{path}``: a file under ``<reports_root>/<job>/``, nothing
+    outside it."""
+    from pathlib import Path
+
+    from fastapi.responses import FileResponse, Response
+
+    from lakescore.config import JOB_NAME_PATTERN
+
+    platform = platform_or_error()
+    if isinstance(platform, Response):
+        return platform
+    if not JOB_NAME_PATTERN.fullmatch(job):
+        return error_page(404, "not found", f"no job {job!r}")
+    root = (Path(platform.reports_root) / job).resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        return error_page(404, "not found", f"no file {path!r} in the reports of {job}")
+    return FileResponse(target, headers=NO_STORE)
 
 
 class LazyReportsApp:

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,8 +115,6 @@ def train_and_register(
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
 
     configure_mlflow(platform)
     client = MlflowClient()
@@ -128,24 +127,10 @@ def train_and_register(
         except MlflowException:
             pass
 
-    data = generate_customers(rows, seed)
-    X = np.column_stack([data[f] for f in FEATURES])
-    y = data["churned"]
-    split = int(rows * 0.8)
-    model = HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed)
-    model.fit(X[:split], y[:split])
-    held_out = model.predict_proba(X[split:])[:, 1]
-    auc = float(roc_auc_score(y[split:], held_out))
+    model, X, held_out, auc = _fit_demo_model(rows, seed, max_iter)
     example = pd.DataFrame(X[:5], columns=list(FEATURES))
     signature = infer_signature(example, model.predict_proba(X[:5]))
-
-    experiment = "lakescore-demo"
-    if mlflow.get_experiment_by_name(experiment) is None:
-        artifact_root = platform.mlflow.artifact_root
-        mlflow.create_experiment(
-            experiment, artifact_location=Path(artifact_root).as_uri() if artifact_root else None
-        )
-    mlflow.set_experiment(experiment)
+    _use_demo_experiment(platform)
     with warnings.catch_warnings(), mlflow.start_run(run_name=f"train-{model_name}") as run:
         warnings.filterwarnings("ignore", message="X has feature names")
         mlflow.log_params(
@@ -185,6 +170,37 @@ def train_and_register(
     client.set_model_version_tag(model_name, str(version), "lakescore.baseline", BASELINE_ARTIFACT)
     client.set_registered_model_alias(model_name, alias, str(version))
     return RegisteredDemoModel(model_name, version, auc, True)
+
+
+def _fit_demo_model(
+    rows: int, seed: int, max_iter: int
+) -> tuple[Any, np.ndarray, np.ndarray, float]:
+    """A HistGradientBoosting model fitted on 80 % of ``rows`` generated customers: the model,
+    the feature matrix, the held-out scores and their AUC."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+
+    data = generate_customers(rows, seed)
+    X = np.column_stack([data[f] for f in FEATURES])
+    y = data["churned"]
+    split = int(rows * 0.8)
+    model = HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed)
+    model.fit(X[:split], y[:split])
+    held_out = model.predict_proba(X[split:])[:, 1]
+    return model, X, held_out, float(roc_auc_score(y[split:], held_out))
+
+
+def _use_demo_experiment(platform: PlatformConfig) -> None:
+    """The demo's MLflow experiment, created with its artifacts under the registry's root."""
+    import mlflow
+
+    experiment = "lakescore-demo"
+    if mlflow.get_experiment_by_name(experiment) is None:
+        artifact_root = platform.mlflow.artifact_root
+        mlflow.create_experiment(
+            experiment, artifact_location=Path(artifact_root).as_uri() if artifact_root else None
+        )
+    mlflow.set_experiment(experiment)
 
 
 def demo_days(days: int, end: date | None = None) -> list[date]:
@@ -319,13 +335,8 @@ def run_demo(
 ) -> dict[str, object]:
     """``make demo``: model, features, one scoring run per day, a summary and two queries."""
     from rich.console import Console
-    from rich.table import Table
 
-    from lakescore import api
     from lakescore.config import load_job
-    from lakescore.run import score_partition
-    from lakescore.spark import get_spark_session
-    from lakescore.terminal import RichProgress
 
     started = time.perf_counter()
     # Wide enough for the tables when piped (rich assumes 80 columns without a terminal).
@@ -351,51 +362,11 @@ def run_demo(
         f"[bold]3/4[/] scoring {days} partitions: {days - 1} with the scoring job in one Spark "
         f"session, the last one through Airflow (`airflow dags test score_{job.name}`)"
     )
-    results = []
-    if days > 1:
-        spark = get_spark_session(platform, job.spark_profile, app_name="lakescore-demo")
-        for day in day_list[:-1]:
-            progress = RichProgress(quiet=False)
-            try:
-                results.append(
-                    score_partition(job, day, platform=platform, spark=spark, progress=progress)
-                )
-            finally:
-                progress.close()
-        spark.stop()
-    results.append(score_through_airflow(platform, job.name, day_list[-1], err))
-
-    summary = Table(title=f"published {job.output.table}")
-    for column in ("ds", "rows", "model", "table version", "seconds", "rows/s"):
-        summary.add_column(column)
-    for r in results:
-        summary.add_row(
-            r.ds.isoformat(),
-            f"{r.rows:,}",
-            f"{r.model_name} v{r.model_version}",
-            str(r.output_version),
-            f"{r.seconds:.1f}",
-            f"{r.rows_per_s:,.0f}",
-        )
-    out.print(summary)
+    results = _score_demo_days(platform, job, day_list, err)
+    out.print(_summary_table(job, results))
 
     err.print('[bold]4/4[/] analyst queries (paste into `lakescore sql "..."`)')
-    queries = {
-        "scores of one customer over time": ENTITY_QUERY.format(job=job.name),
-        "lineage of one partition": LINEAGE_QUERY.format(job=job.name, ds=day_list[-1].isoformat()),
-    }
-    con = api.connect(platform)
-    answers: dict[str, list[dict[str, object]]] = {}
-    for title, query in queries.items():
-        rel = con.sql(query)
-        answers[title] = [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
-        out.print(f"\n[bold]-- {title}[/]\n{query};")
-        table = Table()
-        for column in rel.columns:
-            table.add_column(column)
-        for row in answers[title]:
-            table.add_row(*[str(v) for v in row.values()])
-        out.print(table)
+    answers = _analyst_queries(platform, job, day_list[-1], out)
 
     elapsed = time.perf_counter() - started
     out.print(
@@ -409,3 +380,74 @@ def run_demo(
     if as_json:
         print(json.dumps(report, default=str))
     return report
+
+
+def _score_demo_days(
+    platform: PlatformConfig, job: ScoringJob, day_list: list[date], err: Any
+) -> list[RunResult]:
+    """Every day but the last through the scoring job in one Spark session; the last one through
+    Airflow (``airflow dags test``)."""
+    from lakescore.run import score_partition
+    from lakescore.spark import get_spark_session
+    from lakescore.terminal import RichProgress
+
+    results = []
+    if len(day_list) > 1:
+        spark = get_spark_session(platform, job.spark_profile, app_name="lakescore-demo")
+        for day in day_list[:-1]:
+            progress = RichProgress(quiet=False)
+            try:
+                results.append(
+                    score_partition(job, day, platform=platform, spark=spark, progress=progress)
+                )
+            finally:
+                progress.close()
+        spark.stop()
+    results.append(score_through_airflow(platform, job.name, day_list[-1], err))
+    return results
+
+
+def _summary_table(job: ScoringJob, results: list[RunResult]) -> Any:
+    """One line per published day: rows, model, table version, seconds, rows/s."""
+    from rich.table import Table
+
+    summary = Table(title=f"published {job.output.table}")
+    for column in ("ds", "rows", "model", "table version", "seconds", "rows/s"):
+        summary.add_column(column)
+    for r in results:
+        summary.add_row(
+            r.ds.isoformat(),
+            f"{r.rows:,}",
+            f"{r.model_name} v{r.model_version}",
+            str(r.output_version),
+            f"{r.seconds:.1f}",
+            f"{r.rows_per_s:,.0f}",
+        )
+    return summary
+
+
+def _analyst_queries(
+    platform: PlatformConfig, job: ScoringJob, last_day: date, out: Any
+) -> dict[str, list[dict[str, object]]]:
+    """The two queries an analyst would ask first, printed with their answers (DuckDB)."""
+    from rich.table import Table
+
+    from lakescore import api
+
+    queries = {
+        "scores of one customer over time": ENTITY_QUERY.format(job=job.name),
+        "lineage of one partition": LINEAGE_QUERY.format(job=job.name, ds=last_day.isoformat()),
+    }
+    con = api.connect(platform)
+    answers: dict[str, list[dict[str, object]]] = {}
+    for title, query in queries.items():
+        rel = con.sql(query)
+        answers[title] = [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+        out.print(f"\n[bold]-- {title}[/]\n{query};")
+        table = Table()
+        for column in rel.columns:
+            table.add_column(column)
+        for row in answers[title]:
+            table.add_row(*[str(v) for v in row.values()])
+        out.print(table)
+    return answers

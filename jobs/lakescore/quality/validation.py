@@ -246,23 +246,8 @@ def validate_partition(
     import great_expectations as gx
 
     report_dir.mkdir(parents=True, exist_ok=True)
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    # lakescore reports its own progress; GE's tqdm bars would flood the task logs.
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     docs_dir = report_dir / "data_docs"
-    context.add_data_docs_site(
-        site_name="lakescore",
-        site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(docs_dir),
-            },
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        },
-    )
+    context = _ephemeral_context(docs_dir)
     source = context.data_sources.add_spark(name=f"{job}_features")
     asset = source.add_dataframe_asset(name=f"{job}_{ds}")
     batch = asset.add_batch_definition_whole_dataframe(name="partition")
@@ -321,6 +306,29 @@ def validate_partition(
         result_json=str(result_json),
         data_docs=str(index) if index.exists() else None,
     )
+
+
+def _ephemeral_context(docs_dir: Path) -> Any:
+    """A Great Expectations context that keeps nothing but its Data Docs site (``lakescore``,
+    under ``docs_dir``) and draws no progress bars (lakescore reports its own progress; GE's
+    tqdm bars would flood the task logs)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(
+        site_name="lakescore",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    return context
 
 
 def _exception_text(info: Any) -> str | None:
