@@ -549,7 +549,7 @@ def child_score_stage(
     world: dict[str, Any], model: str, rows: int, warmup_rows: int, reps: int
 ) -> dict[str, Any]:
     """lakescore's score stage alone (read -> score -> Parquet), two read paths in one warm
-    session: Spark's Delta reader + ``score_features`` (what run.py does) and the
+    session: Spark's Delta reader + ``score_features`` (what the run, lakescore.run, does) and the
     pyarrow-in-the-task reader of :mod:`lakescore.ml.file_scoring`."""
     from datetime import date as _date
 
@@ -614,7 +614,7 @@ def child_score_stage(
         return time.perf_counter() - t
 
     def python_writer(n: int) -> float:
-        """What run.py does on its commit path: the tasks read, score and write the files."""
+        """What the run (lakescore.run) does on its commit path: the tasks read, score and write the files."""
         t = time.perf_counter()
         plan = plan_for(n, 2 * spark.sparkContext.defaultParallelism)
         slot = ModelSlot.of(resolved, model_dir, features)
@@ -1187,7 +1187,7 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
         "e2e - steady. Validation is off in the bench jobs (see bench/validation_cost.py).",
         "- `score_stage_spark_reader` / `score_stage_file_reader`: lakescore's score stage "
         "alone (read -> score -> Parquet, no audit/publish) in a warm session: Spark's Delta "
-        "reader + `score_features` (what run.py does) vs `lakescore.ml.file_scoring` (pyarrow "
+        "reader + `score_features` (what the run, lakescore.run, does) vs `lakescore.ml.file_scoring` (pyarrow "
         "reads the log's files inside the Python tasks, one task per file or row-group "
         "group).",
         "- `multi_reference` = (sum of raw_1proc over the models + io_1proc) / cores; "

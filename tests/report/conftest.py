@@ -147,7 +147,7 @@ def seed_history(platform: Any, job: str = "churn") -> dict[str, Any]:
                 computed_at=started + timedelta(seconds=30),
             )
         )
-    # the first run's validation report, where run.py puts them (<reports_root>/<job>/<ds>/<run>/)
+    # the first run's validation report, where the run puts them (<reports_root>/<job>/<ds>/<run>/)
     first = records[0]
     report = (
         Path(platform.reports_root) / job / days[0].isoformat() / first.run_id / "validation.json"

@@ -77,7 +77,7 @@ def lakescore_cli(conf: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def scored(world: World, spark: Any) -> list[Any]:
-    """Two days scored through the real run (lineage + metrics written by run.py)."""
+    """Two days scored through the real run (lineage + metrics written by the run, lakescore.run)."""
     from lakescore.run import score_partition
 
     job = world.job()
@@ -93,7 +93,7 @@ def test_report_of_real_runs_in_a_browser(world: World, scored: list[Any], brows
     metrics = tables.select_rows(platform.metrics_table, sort_by="computed_at", job="churn")
     by_run = {m["run_id"]: m for m in metrics}
     for result in scored:
-        assert result.run_id in by_run, f"run.py wrote no metrics row for {result.run_id}"
+        assert result.run_id in by_run, f"the run wrote no metrics row for {result.run_id}"
     latest = by_run[scored[-1].run_id]
     assert latest["published"] and latest["bin_counts"], latest
     assert latest["baseline_bin_counts"], "the test model has a training baseline"
@@ -156,7 +156,7 @@ def test_report_of_real_runs_in_a_browser(world: World, scored: list[Any], brows
     # Validation: what lineage says per run, with a working link to the report file.
     mine = [r for r in lineage if r["run_id"] in {s.run_id for s in scored}]
     if job.validation.enabled:
-        assert all(r["validation_status"] for r in mine), "run.py recorded no validation"
+        assert all(r["validation_status"] for r in mine), "the run recorded no validation"
     cells = browser.find_elements(By.CSS_SELECTOR, "svg#validation-outcomes rect.validation-cell")
     if any(r.get("validation_status") for r in newest):
         by_id = {c.get_attribute("data-run-id"): c.get_attribute("data-status") for c in cells}
