@@ -37,7 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_results as br  # noqa: E402
 
-MODELS = ("hgb", "logreg")
+# xgb: an XGBClassifier logged with mlflow.xgboost, as teams register them. lakescore scores
+# it natively (predict_proba); the spark_udf recipe gets its pyfunc, whose predict returns
+# class labels (mlflow.xgboost has no pyfunc_predict_fn): same model, same rows, the time of
+# each path (the recipe's output is not a probability at all).
+MODELS = ("hgb", "logreg", "xgb")
 N_FEATURES = 30
 KEY = "id"
 PART = "ds"
@@ -181,6 +185,9 @@ def register_models(platform: Any) -> None:
             continue
         except MlflowException:
             pass
+        if model == "xgb":
+            _register_xgboost(name, example, X, y, platform)
+            continue
         if model == "hgb":
             estimator = HistGradientBoostingClassifier(max_iter=100, random_state=0)
             trusted = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
@@ -205,6 +212,44 @@ def register_models(platform: Any) -> None:
                 **({"skops_trusted_types": trusted} if trusted else {}),
             )
         client.set_registered_model_alias(name, "champion", str(info.registered_model_version))
+
+
+def _bench_experiment(platform: Any) -> None:
+    import mlflow
+
+    if mlflow.get_experiment_by_name("lakescore-bench") is None:
+        mlflow.create_experiment(
+            "lakescore-bench", artifact_location=Path(platform.mlflow.artifact_root).as_uri()
+        )
+    mlflow.set_experiment("lakescore-bench")
+
+
+def _register_xgboost(name: str, example: Any, X: Any, y: Any, platform: Any) -> None:
+    """``bench_xgb``: 100 trees of depth 6 (XGBoost's default depth), logged with MLflow's
+    own xgboost flavor and its defaults."""
+    import mlflow
+    import xgboost
+    from mlflow import MlflowClient
+
+    estimator = xgboost.XGBClassifier(n_estimators=100, max_depth=6, n_jobs=1, random_state=0)
+    estimator.fit(X, y)
+    _bench_experiment(platform)
+    with mlflow.start_run(run_name=f"train-{name}"):
+        info = mlflow.xgboost.log_model(
+            estimator, name="model", input_example=example, registered_model_name=name
+        )
+    MlflowClient().set_registered_model_alias(name, "champion", str(info.registered_model_version))
+
+
+def load_estimator(model_dir_or_uri: str) -> Any:
+    """The native estimator of a bench model (scikit-learn or XGBoost flavor)."""
+    import mlflow.sklearn
+    import mlflow.xgboost
+    from mlflow.models import get_model_info
+
+    flavors = get_model_info(model_dir_or_uri).flavors
+    loader = mlflow.xgboost if "xgboost" in flavors else mlflow.sklearn
+    return loader.load_model(model_dir_or_uri)
 
 
 def write_partitions(uri: str, days: dict[int, date]) -> None:
@@ -349,11 +394,10 @@ def child_raw(world: dict[str, Any], model: str, rows: int, reps: int) -> dict[s
     import multiprocessing
     import warnings
 
-    import mlflow.sklearn
     from threadpoolctl import threadpool_limits
 
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
-    est = mlflow.sklearn.load_model(world["models"][model]["dir"])
+    est = load_estimator(world["models"][model]["dir"])
     _, X = _read_matrix(world["days"][str(rows)]["files"], world["features"], threads=True)
     cores = os.cpu_count() or 1
     _predict_slices(est, X[:SLICE_ROWS])  # warm caches
@@ -451,7 +495,6 @@ def child_pandas(world: dict[str, Any], model: str, rows: int) -> dict[str, Any]
     """The plain pandas script, one run per process (so its memory is its own)."""
     import warnings
 
-    import mlflow.sklearn
     import pandas as pd
 
     from lakescore.config import load_platform
@@ -464,7 +507,7 @@ def child_pandas(world: dict[str, Any], model: str, rows: int) -> dict[str, Any]
     features = world["features"]
     t = time.perf_counter()
     frame = pd.read_parquet(files, columns=[KEY, *features])
-    estimator = mlflow.sklearn.load_model(world["models"][model]["uri"])
+    estimator = load_estimator(world["models"][model]["uri"])
     score = estimator.predict_proba(frame[features].to_numpy())[:, 1]
     pd.DataFrame({KEY: frame[KEY], "score": score}).to_parquet(out)
     seconds = time.perf_counter() - t

@@ -456,6 +456,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 {
                     "job": name,
                     "model": job.model.reference,
+                    "task": _task_text(platform, job),
                     "features": job.features.table,
                     "output": job.output.table,
                     "schedule": job.schedule.cron,
@@ -468,6 +469,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 {
                     "job": name,
                     "model": "",
+                    "task": "",
                     "features": "",
                     "output": "",
                     "schedule": "",
@@ -479,6 +481,16 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     else:
         print_table(rows)
     return 2 if broken else 0
+
+
+def _task_text(platform: Any, job: Any) -> str:
+    """``binary`` as configured, or ``auto (binary)`` with what the last run decided."""
+    from lakescore.ml.models import last_decided_task
+
+    if job.model.task != "auto":
+        return job.model.task
+    decided = last_decided_task(platform, job.name)
+    return f"auto ({decided})" if decided else "auto"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

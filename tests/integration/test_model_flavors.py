@@ -27,6 +27,7 @@ from tests.conftest import World, lineage_rows
 pytestmark = pytest.mark.integration
 
 DAY = date(2026, 11, 18)
+DAY2 = date(2026, 11, 19)  # other rows (another seed): drift against DAY
 ROWS = 2_000
 NUMERIC = ["x1", "x2", "x3", "x4"]
 STRINGS = ["plan", "region"]
@@ -97,9 +98,13 @@ def registry(world: World) -> Registry:
     from sklearn.preprocessing import OneHotEncoder
 
     data = _features()
-    table = pa.Table.from_pandas(
-        data[["customer_id", *NUMERIC, *STRINGS, "visits"]], preserve_index=False
-    ).append_column("ds", pa.array([DAY] * ROWS, pa.date32()))
+    columns = ["customer_id", *NUMERIC, *STRINGS, "visits"]
+    table = pa.concat_tables(
+        pa.Table.from_pandas(frame[columns], preserve_index=False).append_column(
+            "ds", pa.array([day] * ROWS, pa.date32())
+        )
+        for day, frame in ((DAY, data), (DAY2, _features(seed=12)))
+    )
     write_deltalake(
         str(world.root / "warehouse" / "features" / "flavors"),
         table,
@@ -145,10 +150,17 @@ def registry(world: World) -> Registry:
         ),
     )
     models["flavor_regressor"] = GradientBoostingRegressor(n_estimators=20).fit(numeric, data.value)
-    _register(
-        world,
-        "flavor_regressor",
-        lambda n: mlflow.sklearn.log_model(
+
+    def log_regressor(n: str) -> Any:
+        # A training baseline over [-6, 6] (the model's own predictions): the drift
+        # histogram's range, where the audit allows -100..100.
+        edges = [-6.0 + i for i in range(13)]
+        counts = np.histogram(np.clip(models[n].predict(numeric), -6, 6), bins=edges)[0]
+        mlflow.log_dict(
+            {"bin_edges": edges, "bin_counts": [int(c) for c in counts]},
+            "lakescore/score_baseline.json",
+        )
+        return mlflow.sklearn.log_model(
             models[n],
             name="model",
             input_example=numeric.head(3),
@@ -159,8 +171,9 @@ def registry(world: World) -> Registry:
                 "sklearn._loss.link.IdentityLink",
                 "sklearn._loss.link.Interval",
             ],
-        ),
-    )
+        )
+
+    _register(world, "flavor_regressor", log_regressor)
     models["flavor_three"] = LogisticRegression(max_iter=500).fit(numeric, data.three)
     _register(
         world,
@@ -244,6 +257,11 @@ def _published(world: World, job_name: str) -> pd.DataFrame:
     return rows.to_pandas().sort_values("customer_id").reset_index(drop=True)
 
 
+def _metrics(world: World, run_id: str) -> list[dict]:
+    rows = tables.read_table(world.platform.metrics_table).to_pylist()
+    return [r for r in rows if r["run_id"] == run_id and r["role"] == "champion"]
+
+
 def _score(registry: Registry, spark: Any, name: str) -> pd.DataFrame:
     world = registry.world
     result = score_partition(world.job(name), DAY, platform=world.platform, spark=spark)
@@ -270,6 +288,23 @@ def test_regression_publishes_the_predicted_value(registry, spark):
     assert got.score.min() < 0 < got.score.max()  # values, not probabilities
     (row,) = lineage_rows(registry.world, run_id=got.run_id[0])
     assert '"model_task": "regression"' in row["details"]
+    # drift: the histogram is over the training baseline's range, not the audit's -100..100
+    (metrics,) = _metrics(registry.world, got.run_id[0])
+    assert metrics["bin_edges"][0] == -6.0 and metrics["bin_edges"][-1] == 6.0
+    assert sum(metrics["bin_counts"]) == ROWS and metrics["psi_baseline"] is not None
+    assert metrics["bin_labels"] is None
+
+
+def test_lakescore_jobs_says_what_auto_decided(registry, spark, capsys):
+    import json
+
+    from lakescore.cli import main
+
+    _score(registry, spark, "flavor_lgbm")
+    assert main(["jobs", "--json", "--conf", str(registry.world.conf_dir)]) in (0, 2)
+    rows = {row["job"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["flavor_lgbm"]["task"] == "auto (binary)"
+    assert rows["flavor_labels"]["task"] == "auto"  # never scored
 
 
 def test_multiclass_publishes_label_probabilities_and_the_predicted_class_probability(
@@ -286,6 +321,15 @@ def test_multiclass_publishes_label_probabilities_and_the_predicted_class_probab
         assert set(published) == {"0", "1", "2"}
         np.testing.assert_allclose([published[str(c)] for c in model.classes_], proba[i])
     assert len(set(got.label)) == 3
+    # drift of a multiclass model: its label shares, against the previous partition's
+    (first,) = _metrics(registry.world, got.run_id[0])
+    assert first["bin_labels"] == ["0", "1", "2"]
+    assert first["bin_counts"] == [int((got.label == c).sum()) for c in ("0", "1", "2")]
+    world = registry.world
+    result = score_partition(world.job("flavor_three"), DAY2, platform=world.platform, spark=spark)
+    (second,) = _metrics(world, result.run_id)
+    assert second["previous_ds"] == DAY and second["psi_previous"] is not None
+    assert second["psi_baseline"] is None  # a score baseline says nothing about labels
 
 
 def test_custom_pyfunc_gets_the_signatures_columns_by_name_with_strings(registry, spark):

@@ -39,9 +39,9 @@ def test_counts_what_the_audit_refuses() -> None:
     assert metrics["audit_bad_values"] == 2
     assert summary.bad_values == {"a:inf": 2, "b:nan": 1}
     assert (metrics["audit_smin"], metrics["audit_smax"]) == (-0.2, 1.5)
-    # histogram over [0, 1] in 4 bins: below the range is not counted, above goes to the
-    # last bin, and the top edge belongs to the last bin (as in distribution_expressions)
-    assert [metrics[f"dist_b{i}"] for i in range(4)] == [1, 0, 0, 3]
+    # histogram over [0, 1] in 4 bins: below the range goes to the first bin, above to the
+    # last, and the top edge belongs to the last bin (as in distribution_expressions)
+    assert [metrics[f"dist_b{i}"] for i in range(4)] == [2, 0, 0, 3]
 
 
 def test_merged_parts_equal_one_pass_over_all_rows() -> None:
@@ -202,3 +202,24 @@ def test_no_sliver_is_cut_and_units_of_unknown_size_are_whole() -> None:
     unknown = [ReadUnit("a"), ReadUnit("b", rows=10)]
     pieces, groups = split_units(unknown, 2)
     assert pieces == tuple(unknown) and sorted(i for g in groups for i in g) == [0, 1]
+
+
+def test_audit_bounds_apart_from_the_histogram_range_and_label_shares() -> None:
+    """A regression model's histogram over its baseline's range [0, 10] while the audit
+    allows [-100, 100]; a multiclass model's rows per predicted class, merged over tasks."""
+    summary = ScoreSummary(0.0, 10.0, 5, audit_low=-100.0, audit_high=100.0)
+    summary.add([pa.array([1, 2, 3, 4])], pa.array([-5.0, 3.0, 50.0, 500.0]))
+    metrics = summary.metrics()
+    assert metrics["audit_oor"] == 1  # 500 only
+    assert [metrics[f"dist_b{i}"] for i in range(5)] == [1, 1, 0, 0, 2]  # edges take the rest
+
+    merged = ScoreSummary(0.0, 1.0, 2, classes=["a", "b", "c"])
+    for labels in (["a", "b", None], ["c", "a"]):
+        task = ScoreSummary(0.0, 1.0, 2, classes=["a", "b", "c"])
+        scores = pa.array([0.5] * len(labels))
+        task.add([pa.array(range(len(labels)))], scores, None, pa.array(labels, pa.string()))
+        merged.merge(ScoreSummary.from_json(task.to_json()))
+    assert merged.label_counts == [2, 1, 1]
+    assert [merged.metrics()[f"dist_l{i}"] for i in range(3)] == [2, 1, 1]
+    with pytest.raises(ValueError, match="classes"):
+        merged.merge(ScoreSummary(0.0, 1.0, 2, classes=["a", "b"]))

@@ -193,6 +193,8 @@ def metrics_schema() -> pa.Schema:
             pa.field("psi_champion", pa.float64()),
             pa.field("decision_threshold", pa.float64()),
             pa.field("decision_flip_share", pa.float64()),
+            # a multiclass champion: bin_counts are rows per predicted class, named here
+            pa.field("bin_labels", pa.list_(pa.string())),
         ]
     )
 

@@ -251,6 +251,25 @@ class FileOutput:
     # deciding at ``threshold`` (:class:`lakescore.ml.scoring.ComparisonSummary`).
     compare_to: str | None = None
     threshold: float = 0.5
+    # When the audit's bounds differ from the histogram's ``low``-``high`` (a regression
+    # model's histogram over its training baseline's range): the bounds the audit checks.
+    audit_low: float | None = None
+    audit_high: float | None = None
+    # A multiclass champion: its classes, whose rows the summary counts (label shares).
+    classes: tuple[str, ...] = ()
+
+    def summary(self) -> ScoreSummary:
+        """An empty summary of this output's rows (what each task adds its batches to)."""
+        from lakescore.ml.scoring import ScoreSummary
+
+        return ScoreSummary(
+            self.low,
+            self.high,
+            self.bins,
+            audit_low=self.audit_low,
+            audit_high=self.audit_high,
+            classes=list(self.classes),
+        )
 
 
 @dataclass(frozen=True)
@@ -418,12 +437,12 @@ def write_units(
     from pyspark import TaskContext
 
     from lakescore.lakehouse import layout
-    from lakescore.ml.scoring import ComparisonSummary, ScoreSummary
+    from lakescore.ml.scoring import ComparisonSummary
 
     context = TaskContext.get()
     tag = f"{context.partitionId():05d}-{context.attemptNumber()}" if context else "00000-0"
     names = [f"part-{tag}-{uuid.uuid4().hex[:12]}.parquet" for _ in outputs]
-    summaries = [ScoreSummary(o.low, o.high, o.bins) for o in outputs]
+    summaries = [o.summary() for o in outputs]
     comparisons = [
         ComparisonSummary(o.low, o.high, o.bins, o.threshold) if o.compare_to else None
         for o in outputs
@@ -446,7 +465,8 @@ def write_units(
             flags = batch.column(layout.BAD_VALUES) if check is not None else None
             for i, output in enumerate(outputs):
                 scores = batch.column(output.score_column)
-                summaries[i].add(list(keys.values()), scores, flags)
+                labels = batch.column(output.label_column) if output.classes else None
+                summaries[i].add(list(keys.values()), scores, flags, labels)
                 comparison = comparisons[i]
                 if comparison is not None and output.compare_to is not None:
                     comparison.add(batch.column(output.compare_to), scores)
@@ -551,7 +571,7 @@ def write_partition_files(
         .collect()
     )
     files: list[list[str]] = [[] for _ in outputs]
-    summaries = [ScoreSummary(o.low, o.high, o.bins) for o in outputs]
+    summaries = [o.summary() for o in outputs]
     comparisons = [
         ComparisonSummary(o.low, o.high, o.bins, o.threshold) if o.compare_to else None
         for o in outputs

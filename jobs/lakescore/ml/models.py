@@ -831,3 +831,20 @@ def _artifact_file(model: ResolvedModel, relative: str) -> str:
     """The registry-side location of one artifact file (what the user can go and fix)."""
     base = model.storage_location or model.source
     return redact(local_path(base.rstrip("/") + "/" + relative))
+
+
+def last_decided_task(platform: PlatformConfig, job: str) -> str | None:
+    """The task the latest successful run of ``job`` decided (``model.task: auto``), from its
+    lineage row; None before the first run."""
+    import json
+
+    from lakescore.lakehouse.lineage import find_lineage
+
+    rows = find_lineage(platform.lineage_table, job=job, action="score", status="succeeded")
+    for row in reversed(rows):
+        if not row.get("details"):
+            continue
+        task = json.loads(row["details"]).get("model_task")
+        if task:
+            return str(task)
+    return None

@@ -721,11 +721,22 @@ class ScoreSummary(_PartialSums):
     keys_in_order: bool = True
     key_low: Any = None
     key_high: Any = None
+    # The audit's bounds when they differ from the histogram's range (None: low, high).
+    audit_low: float | None = None
+    audit_high: float | None = None
+    # A multiclass model's classes and how many rows each was predicted for.
+    classes: list[str] = field(default_factory=list)
+    label_counts: list[int] = field(default_factory=list)
 
     def add(
-        self, keys: Sequence[pa.Array], scores: pa.Array, flags: pa.Array | None = None
+        self,
+        keys: Sequence[pa.Array],
+        scores: pa.Array,
+        flags: pa.Array | None = None,
+        labels: pa.Array | None = None,
     ) -> None:
-        """Add one batch: its key columns, scores and (optional) refused-value flags."""
+        """Add one batch: its key columns, scores, (optional) refused-value flags and (for a
+        multiclass model) predicted labels."""
         import numpy as np
 
         rows = len(scores)
@@ -735,7 +746,17 @@ class ScoreSummary(_PartialSums):
                 any_null_key |= key.is_null().to_numpy(zero_copy_only=False)
         values = scores.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
         valid = np.isfinite(values)  # nulls arrive as NaN
-        part = ScoreSummary(self.low, self.high, self.bins, rows=rows)
+        part = ScoreSummary(
+            self.low,
+            self.high,
+            self.bins,
+            rows=rows,
+            audit_low=self.audit_low,
+            audit_high=self.audit_high,
+            classes=self.classes,
+        )
+        if self.classes and labels is not None:
+            part.label_counts = _label_counts(labels, self.classes)
         part.null_keys = int(any_null_key.sum())
         part.keys_in_order, part.key_low, part.key_high = _increasing_key_range(keys)
         part.non_finite = rows - int(valid.sum())
@@ -751,16 +772,28 @@ class ScoreSummary(_PartialSums):
             part.m2 = float(((good - part.mean) ** 2).sum())
             part.score_min = float(good.min())
             part.score_max = float(good.max())
-            part.out_of_range = int(((good < self.low) | (good > self.high)).sum())
+            low = self.low if self.audit_low is None else self.audit_low
+            high = self.high if self.audit_high is None else self.audit_high
+            part.out_of_range = int(((good < low) | (good > high)).sum())
             width = (self.high - self.low) / self.bins
-            bucket = np.minimum(np.floor((good - self.low) / width), self.bins - 1)
-            counts = np.bincount(bucket[bucket >= 0].astype(np.int64), minlength=self.bins)
+            # Values outside the range count in the edge bins (a regression model's histogram
+            # is over its training baseline's range, which new values may leave).
+            bucket = np.clip(np.floor((good - self.low) / width), 0, self.bins - 1)
+            counts = np.bincount(bucket.astype(np.int64), minlength=self.bins)
             part.bin_counts = [int(c) for c in counts[: self.bins]]
         self.merge(part)
 
     def merge(self, other: ScoreSummary) -> None:
-        if (other.low, other.high, other.bins) != (self.low, self.high, self.bins):
-            raise ValueError("summaries of different histogram ranges do not merge")
+        if (other.low, other.high, other.bins, other.classes) != (
+            self.low,
+            self.high,
+            self.bins,
+            self.classes,
+        ):
+            raise ValueError("summaries of different histogram ranges or classes do not merge")
+        if other.label_counts:
+            mine = self.label_counts or [0] * len(other.label_counts)
+            self.label_counts = [a + b for a, b in zip(mine, other.label_counts, strict=True)]
         total = self.valid + other.valid
         if other.valid:
             delta = other.mean - self.mean
@@ -814,7 +847,21 @@ class ScoreSummary(_PartialSums):
             "dist_min": self.score_min,
             "dist_max": self.score_max,
             **{f"dist_b{i}": count for i, count in enumerate(self.bin_counts)},
+            **{
+                f"dist_l{i}": count
+                for i, count in enumerate(self.label_counts or [0] * len(self.classes))
+            },
         }
+
+
+def _label_counts(labels: pa.Array, classes: Sequence[str]) -> list[int]:
+    """How many of ``labels`` are each of ``classes`` (nulls: none)."""
+    import pyarrow.compute as pc
+
+    found = {
+        row["values"]: int(row["counts"]) for row in pc.value_counts(labels.drop_null()).to_pylist()
+    }
+    return [found.get(c, 0) for c in classes]
 
 
 def _increasing_key_range(keys: Sequence[pa.Array]) -> tuple[bool, Any, Any]:

@@ -71,6 +71,19 @@ class ScoreDistribution:
     quantiles: dict[str, float]
     bin_edges: list[float]
     bin_counts: list[int]
+    # A multiclass model's drift is over its label shares: the bins are its classes (edges
+    # 0..k count them), named here; None for a histogram of scores.
+    bin_labels: list[str] | None = None
+
+
+def label_expressions(classes: list[str]) -> list[Column]:
+    """Rows per predicted class (``dist_l<i>``), for a multiclass model's label shares."""
+    from pyspark.sql import functions as F
+
+    label = F.col(layout.LABEL)
+    return [
+        F.sum((label == F.lit(c)).cast("long")).alias(f"dist_l{i}") for i, c in enumerate(classes)
+    ]
 
 
 def distribution_expressions(
@@ -84,8 +97,12 @@ def distribution_expressions(
 
     score = F.col(layout.SCORE)
     width = (high - low) / bins
-    # bucket index 0..bins-1; the top edge belongs to the last bin
-    bucket = F.least(F.floor((score - F.lit(low)) / F.lit(width)).cast("int"), F.lit(bins - 1))
+    # bucket index 0..bins-1 (the top edge belongs to the last bin); values outside the
+    # range count in the edge bins
+    bucket = F.greatest(
+        F.least(F.floor((score - F.lit(low)) / F.lit(width)).cast("int"), F.lit(bins - 1)),
+        F.lit(0),
+    )
     return [
         F.count(score).alias("dist_rows"),
         F.avg(score).alias("dist_mean"),
@@ -102,10 +119,27 @@ def distribution_expressions(
 
 
 def distribution_from_metrics(
-    metrics: Mapping[str, Any], low: float, high: float, bins: int
+    metrics: Mapping[str, Any],
+    low: float,
+    high: float,
+    bins: int,
+    classes: list[str] | None = None,
 ) -> ScoreDistribution:
-    """The distribution from the values of :func:`distribution_expressions`."""
+    """The distribution from the values of :func:`distribution_expressions` (and, with
+    ``classes``, of :func:`label_expressions`: then the bins are the label shares)."""
     quantiles = {str(q): float(v) for q, v in zip(QUANTILES, metrics["dist_q"] or [], strict=False)}
+    if classes:
+        return ScoreDistribution(
+            rows=int(metrics["dist_rows"] or 0),
+            mean=metrics["dist_mean"],
+            std=metrics["dist_std"],
+            min=metrics["dist_min"],
+            max=metrics["dist_max"],
+            quantiles=quantiles,
+            bin_edges=[float(i) for i in range(len(classes) + 1)],
+            bin_counts=[int(metrics.get(f"dist_l{i}") or 0) for i in range(len(classes))],
+            bin_labels=list(classes),
+        )
     return ScoreDistribution(
         rows=int(metrics["dist_rows"] or 0),
         mean=metrics["dist_mean"],
@@ -158,7 +192,13 @@ def assess_drift(
         ):
             report.previous_ds = prev_ds
             report.psi_previous = psi(distribution.bin_counts, prev_counts)
-    if baseline and baseline.get("bin_edges") and baseline.get("bin_counts"):
+    # A training baseline is a histogram of scores: it says nothing about label shares.
+    if (
+        baseline
+        and baseline.get("bin_edges")
+        and baseline.get("bin_counts")
+        and distribution.bin_labels is None
+    ):
         report.baseline_bin_counts = rebin(
             baseline["bin_edges"], baseline["bin_counts"], distribution.bin_edges
         )
@@ -209,6 +249,7 @@ def metrics_row(
         "quantiles": list(d.quantiles.items()),
         "bin_edges": d.bin_edges,
         "bin_counts": d.bin_counts,
+        "bin_labels": d.bin_labels,
         "previous_ds": report.previous_ds,
         "psi_previous": report.psi_previous,
         "baseline_bin_counts": report.baseline_bin_counts,
@@ -228,23 +269,33 @@ def append_metrics(uri: str, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def previous_published(uri: str, job: str, ds: date) -> tuple[date, list[float], list[int]] | None:
-    """The latest published champion histogram of ``job`` for a partition before ``ds``."""
+def previous_published(
+    uri: str, job: str, ds: date, labels: list[str] | None = None
+) -> tuple[date, list[float], list[int]] | None:
+    """The latest published champion histogram of ``job`` for a partition before ``ds``: of
+    scores, or with ``labels`` of those label shares (a histogram of the other kind, or of
+    other classes, is not comparable)."""
     from lakescore.lakehouse import tables
 
+    has_labels = tables.table_exists(uri) and "bin_labels" in tables.table_columns(uri)
     rows = tables.select_rows(
         uri,
         sort_by="computed_at",
-        columns=["ds", "bin_edges", "bin_counts"],
+        columns=["ds", "bin_edges", "bin_counts", *(["bin_labels"] if has_labels else [])],
         job=job,
         role="champion",
         published=True,
     )
-    rows = [r for r in rows if r["ds"] < ds]
+    rows = [r for r in rows if r["ds"] < ds and _labels_of(r) == (list(labels) if labels else None)]
     if not rows:
         return None
     best = max(rows, key=lambda r: (r["ds"], r["computed_at"]))
     return best["ds"], best["bin_edges"], best["bin_counts"]
+
+
+def _labels_of(row: dict[str, Any]) -> list[str] | None:
+    value = row.get("bin_labels")
+    return list(value) if value else None
 
 
 def load_baseline(run_id: str | None, artifact: str) -> dict[str, Any] | None:

@@ -134,7 +134,10 @@ def drift_stage(
     with ctx.stages("drift"):
         drift = _assess_drift(
             distribution_from_metrics(
-                audited.observed, *job.audit.bounds(models.model.task), job.monitoring.bins
+                audited.observed,
+                *(models.histogram or job.audit.bounds(models.model.task)),
+                job.monitoring.bins,
+                models.classes,
             ),
             ctx,
             models,
@@ -180,7 +183,9 @@ def _assess_drift(distribution: ScoreDistribution, ctx: RunContext, models: RunM
     artifact = model.tags.get("lakescore.baseline", BASELINE_ARTIFACT)
     return assess_drift(
         distribution,
-        previous=previous_published(ctx.platform.metrics_table, job.name, ctx.day),
+        previous=previous_published(
+            ctx.platform.metrics_table, job.name, ctx.day, models.classes or None
+        ),
         baseline=load_baseline(model.run_id, artifact),
         psi_warn=job.monitoring.psi_warn,
         psi_fail=job.monitoring.psi_fail,

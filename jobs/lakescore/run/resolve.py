@@ -34,10 +34,36 @@ class RunModels:
     challengers: list[shadow_scoring.Challenger] = field(default_factory=list)
     model_dir: Path | None = None
     scorer: ModelScorer | None = None
+    # The drift histogram's range (see histogram_range); None until the model is loaded.
+    histogram: tuple[float, float] | None = None
 
     @property
     def active_challengers(self) -> list[shadow_scoring.Challenger]:
         return [c for c in self.challengers if c.active and c.model is not None]
+
+    @property
+    def classes(self) -> list[str]:
+        """A multiclass champion's classes (its drift is over their shares), else []."""
+        if self.scorer is None or self.model.task != "multiclass":
+            return []
+        return self.scorer.class_names
+
+
+def histogram_range(job_bounds: tuple[float, float], model: ResolvedModel) -> tuple[float, float]:
+    """The drift histogram's range: the audit bounds (0-1 for a classifier), except for a
+    regression model with a training baseline (``lakescore.baseline`` tag or
+    :data:`~lakescore.ml.models.BASELINE_ARTIFACT`): the baseline's range, so the partition
+    and the baseline are binned alike."""
+    if model.task != "regression":
+        return job_bounds
+    from lakescore.ml.models import BASELINE_ARTIFACT
+    from lakescore.quality.monitoring import load_baseline
+
+    baseline = load_baseline(model.run_id, model.tags.get("lakescore.baseline", BASELINE_ARTIFACT))
+    edges = (baseline or {}).get("bin_edges") or []
+    if len(edges) >= 2 and float(edges[0]) < float(edges[-1]):
+        return float(edges[0]), float(edges[-1])
+    return job_bounds
 
 
 def resolve_models(ctx: RunContext, partition: CheckedPartition) -> RunModels:
@@ -90,6 +116,7 @@ def load_models(ctx: RunContext, models: RunModels) -> None:
         ctx.record.details["model_flavor"] = models.model.flavor
         for warning in models.scorer.warnings:
             ctx.progress.stage("load_model", f"warning: {warning}")
+        models.histogram = histogram_range(audit.bounds(models.scorer.task), models.model)
         ctx.progress.stage("load_model", f"{models.model.flavor} model, task {models.scorer.task}")
         shadow_scoring.load_challengers(
             ctx.platform, ctx.job, models.challengers, models.model.task

@@ -30,7 +30,7 @@ from lakescore.ml.scoring import (
     score_models,
     with_prediction_columns,
 )
-from lakescore.quality.monitoring import distribution_expressions
+from lakescore.quality.monitoring import distribution_expressions, label_expressions
 from lakescore.run.context import RunContext
 from lakescore.run.progress import watch_tasks
 from lakescore.run.record import record_executor_losses, task_metrics
@@ -107,6 +107,7 @@ def _write_in_tasks(
     histogram's partial sums: no scored row goes through the JVM."""
     job, model = ctx.job, models.model
     part_col = job.features.partition_column
+    histogram = models.histogram or job.audit.bounds(model.task)
     assert plan.chosen.plan is not None and plan.chosen.data_dir is not None
     output = FileOutput(
         folder=plan.chosen.data_dir,
@@ -121,8 +122,11 @@ def _write_in_tasks(
         },
         label_column=plan.slots[0].label_column,
         probabilities_column=plan.slots[0].probabilities_column,
-        low=job.audit.bounds(model.task)[0],
-        high=job.audit.bounds(model.task)[1],
+        low=histogram[0],
+        high=histogram[1],
+        audit_low=job.audit.bounds(model.task)[0],
+        audit_high=job.audit.bounds(model.task)[1],
+        classes=tuple(models.classes),
         bins=job.monitoring.bins,
     )
     shadow_outputs = [
@@ -166,6 +170,7 @@ def _write_with_spark(
     job = ctx.job
     keys, part_col = job.features.entity_keys, job.features.partition_column
     low, high = job.audit.bounds(models.model.task)
+    histogram = models.histogram or (low, high)
     if plan.chosen.plan is not None:
         scored = score_partition_files(
             spark, plan.chosen.plan, plan.slots, keys, batch_rows=batch_rows, check=plan.check
@@ -187,7 +192,8 @@ def _write_with_spark(
     to_write = out.observe(
         observation,
         *audit_expressions(keys, score_min=low, score_max=high, checked=True),
-        *distribution_expressions(low, high, job.monitoring.bins, quantiles=False),
+        *distribution_expressions(*histogram, job.monitoring.bins, quantiles=False),
+        *label_expressions(models.classes),
     )
     data_dir = plan.chosen.data_dir
     if data_dir is not None:  # the published layout: no partition column in the files
