@@ -10,6 +10,7 @@ import argparse
 import functools
 import gc
 import json
+import os
 import sys
 import time
 import traceback
@@ -803,6 +804,8 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.verbose:  # Spark's task-failure stack traces too (lakescore.spark)
+        os.environ["LAKESCORE_VERBOSE"] = "1"
     try:
         return COMMANDS[args.command](args)
     except LakescoreError as exc:

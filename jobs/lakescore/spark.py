@@ -156,7 +156,33 @@ def get_spark_session(
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("WARN")
     _quiet_openlineage(session)
+    _quiet_task_failures(session)
     return session
+
+
+# A failed task's Python exception reaches the driver, where lakescore turns it into one
+# line naming the job, partition and model (lakescore.run.score.worker_failure; `-v` prints
+# it whole). These loggers would print it again, as Java stack traces, on stderr.
+TASK_FAILURE_LOGGERS = (
+    "org.apache.spark.executor.Executor",
+    "org.apache.spark.scheduler.TaskSetManager",
+    "org.apache.spark.util.Utils",
+    "org.apache.spark.sql.execution.datasources.FileFormatWriter",
+)
+
+
+def _quiet_task_failures(session: SparkSession) -> None:
+    """Task failures' stack traces stay off stderr unless ``LAKESCORE_VERBOSE`` is set (the
+    CLI's ``-v``)."""
+    if os.environ.get("LAKESCORE_VERBOSE"):
+        return
+    try:
+        jvm = session.sparkContext._jvm  # type: ignore[attr-defined]
+        level = jvm.org.apache.logging.log4j.Level.getLevel("FATAL")
+        for name in TASK_FAILURE_LOGGERS:
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)
+    except Exception:  # a log4j change must never stop a run
+        pass
 
 
 def _quiet_openlineage(session: SparkSession) -> None:

@@ -8,6 +8,7 @@ job asks for are refused before any Spark work.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from datetime import date
@@ -400,3 +401,20 @@ def test_new_job_writes_a_checked_job_from_the_signature_and_the_table(registry,
     # the written job scores as it is
     result = score_partition(job, DAY, platform=world.platform, spark=spark)
     assert result.output_version is not None
+
+
+def test_the_cli_shows_a_worker_exception_as_one_line_without_java_stack_traces(registry):
+    import subprocess
+    import sys
+
+    world = registry.world
+    command = [str(Path(sys.executable).parent / "lakescore"), "--conf", str(world.conf_dir)]
+    command += ["score", "--job", "flavor_broken", "--ds", DAY.isoformat()]
+    env = {**os.environ, "LAKESCORE_CONF": str(world.conf_dir)}
+    env.pop("LAKESCORE_VERBOSE", None)
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 1, out.stderr[-2000:]
+    last = out.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("error: job 'flavor_broken', partition 2026-11-18: model flavor_broken")
+    assert "ValueError: x1 above 2.5" in last
+    assert "\tat org.apache" not in out.stderr and "Traceback" not in out.stderr

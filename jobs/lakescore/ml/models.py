@@ -202,26 +202,8 @@ def resolve_model_version(
     # Nothing is read from a location outside the configured registry store, not even metadata.
     location = check_model_source(platform, ref.name, int(mv.version), str(mv.source), job=job)
     info = _model_info(f"models:/{ref.name}/{mv.version}", job=job)
-    if info.signature is None or info.signature.inputs is None:
-        raise BadInputError(
-            f"model {ref.name} version {mv.version} has no input signature; log it with one",
-            job=job,
-            key="model",
-        )
-    inputs = tuple((spec.name, _spec_type(spec)) for spec in info.signature.inputs.inputs)
-    if any(name is None for name, _ in inputs):
-        raise BadInputError(
-            f"model {ref.name} version {mv.version}: signature inputs must be named columns",
-            job=job,
-            key="model",
-        )
+    inputs, outputs = _signature(info, f"model {ref.name} version {mv.version}", job=job)
     flavor = next((f for f in NATIVE_FLAVORS if f in info.flavors), "python_function")
-    outputs: tuple[tuple[str | None, str], ...] = ()
-    if info.signature.outputs is not None:
-        outputs = tuple(
-            (getattr(spec, "name", None), _spec_type(spec))
-            for spec in info.signature.outputs.inputs
-        )
     return ResolvedModel(
         name=ref.name,
         version=int(mv.version),
@@ -237,6 +219,29 @@ def resolve_model_version(
         outputs=outputs,
         requirements_policy=ref.requirements,
     )
+
+
+def _signature(
+    info: Any, where: str, *, job: str | None
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str | None, str], ...]]:
+    """(inputs, outputs) of a model's signature as (column, MLflow type) pairs; the inputs
+    must be named columns."""
+    if info.signature is None or info.signature.inputs is None:
+        raise BadInputError(
+            f"{where} has no input signature; log it with one", job=job, key="model"
+        )
+    inputs = tuple((spec.name, _spec_type(spec)) for spec in info.signature.inputs.inputs)
+    if any(name is None for name, _ in inputs):
+        raise BadInputError(
+            f"{where}: signature inputs must be named columns", job=job, key="model"
+        )
+    outputs: tuple[tuple[str | None, str], ...] = ()
+    if info.signature.outputs is not None:
+        outputs = tuple(
+            (getattr(spec, "name", None), _spec_type(spec))
+            for spec in info.signature.outputs.inputs
+        )
+    return inputs, outputs
 
 
 def _spec_type(spec: Any) -> str:

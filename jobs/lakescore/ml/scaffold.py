@@ -75,7 +75,6 @@ def write_new_job(
 ) -> NewJob:
     """Write ``conf/jobs/<name>.yaml`` for ``model`` over ``features_table`` and check it."""
     from lakescore.config import ModelRef
-    from lakescore.lakehouse import tables
     from lakescore.ml.models import (
         check_model_loadable,
         check_signature,
@@ -89,66 +88,19 @@ def write_new_job(
     if path.exists() and not force:
         raise BadInputError(f"{path} exists (use --force to overwrite it)", job=name)
     uri = table_uri(platform, features_table)
-    if not tables.table_exists(uri):
-        raise BadInputError("no Delta table there", file=uri, key="--features")
+    columns, partition_column = _feature_table(uri)
     ref = ModelRef(name=model_name, alias=alias, version=version)
     resolved = resolve_model_version(platform, ref, job=name)
-    columns = tables.table_columns(uri)
     features = check_signature(resolved, columns, job=name, table=uri)
-    from deltalake import DeltaTable
-
-    partitions = list(DeltaTable(uri).metadata().partition_columns)
-    if not partitions:
-        raise BadInputError(
-            "the feature table is not partitioned; lakescore scores one partition (a date "
-            "column) per run",
-            file=uri,
-            key="--features",
-        )
     scorer = check_model_loadable(download_model(platform, resolved, job=name), resolved, job=name)
-    review: list[str] = []
-    chosen_keys = keys or guess_keys(list(columns), features, partitions[0])
+    chosen_keys = keys or guess_keys(list(columns), features, partition_column)
     if not chosen_keys:
         raise BadInputError(
             "no column left for the entity key (every column is a feature or the partition)",
             file=uri,
             key="--key",
         )
-    if not keys:
-        review.append(f"features.entity_keys {chosen_keys} (guessed)")
-    lines = [
-        f"# Written by `lakescore new-job --model {model} --features {features_table}`.",
-        "# Lines marked REVIEW are guesses: check them, then remove the mark.",
-        f"name: {name}",
-        "model:",
-        f"  name: {model_name}",
-        *([f"  alias: {alias}"] if alias else [f"  version: {version}"]),
-        f"  task: {scorer.task}  # decided from the model ({resolved.flavor})",
-    ]
-    if scorer.task == "binary":
-        lines.append(
-            f"  positive_class: {scorer.positive_class!r}  # of classes {scorer.class_names}"
-        )
-    lines += [
-        "features:",
-        f"  table: {features_table}",
-        f"  partition_column: {partitions[0]}",
-        f"  entity_keys: [{', '.join(chosen_keys)}]" + ("  # REVIEW" if not keys else ""),
-        "  columns: from_signature  # " + ", ".join(features),
-        "output:",
-        f"  table: {output_table or 'scores/' + name}",
-    ]
-    if scorer.task == "regression":
-        review.append("audit.score_min / audit.score_max (placeholders)")
-        lines += [
-            "audit:  # REVIEW: the range every prediction must fall in (also the drift range)",
-            "  score_min: -1000000.0",
-            "  score_max: 1000000.0",
-        ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    load_job(name, platform=platform)  # the file parses as the runs will read it
-    return NewJob(
+    made = NewJob(
         name=name,
         path=str(path),
         model=model_name,
@@ -157,9 +109,69 @@ def write_new_job(
         task=scorer.task,
         features=features,
         keys=chosen_keys,
-        partition_column=partitions[0],
-        review=review,
+        partition_column=partition_column,
+        review=[] if keys else [f"features.entity_keys {chosen_keys} (guessed)"],
     )
+    model_lines = [f"  name: {model_name}"]
+    model_lines.append(f"  alias: {alias}" if alias else f"  version: {version}")
+    model_lines.append(f"  task: {scorer.task}  # decided from the model ({resolved.flavor})")
+    if scorer.task == "binary":
+        model_lines.append(
+            f"  positive_class: {scorer.positive_class!r}  # of classes {scorer.class_names}"
+        )
+    lines = [
+        f"# Written by `lakescore new-job --model {model} --features {features_table}`.",
+        "# Lines marked REVIEW are guesses: check them, then remove the mark.",
+        f"name: {name}",
+        "model:",
+        *model_lines,
+        *_other_lines(made, features_table, output_table or f"scores/{name}", guessed=not keys),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    load_job(name, platform=platform)  # the file parses as the runs will read it
+    return made
+
+
+def _feature_table(uri: str) -> tuple[dict[str, str], str]:
+    """The feature table's columns (name -> type) and its partition column."""
+    from deltalake import DeltaTable
+
+    from lakescore.lakehouse import tables
+
+    if not tables.table_exists(uri):
+        raise BadInputError("no Delta table there", file=uri, key="--features")
+    partitions = list(DeltaTable(uri).metadata().partition_columns)
+    if not partitions:
+        raise BadInputError(
+            "the feature table is not partitioned; lakescore scores one partition (a date "
+            "column) per run",
+            file=uri,
+            key="--features",
+        )
+    return tables.table_columns(uri), partitions[0]
+
+
+def _other_lines(made: NewJob, features_table: str, output: str, *, guessed: bool) -> list[str]:
+    """The ``features``, ``output`` (and a regression model's ``audit``) sections; adds the
+    placeholders to ``made.review``."""
+    lines = [
+        "features:",
+        f"  table: {features_table}",
+        f"  partition_column: {made.partition_column}",
+        f"  entity_keys: [{', '.join(made.keys)}]" + ("  # REVIEW" if guessed else ""),
+        "  columns: from_signature  # " + ", ".join(made.features),
+        "output:",
+        f"  table: {output}",
+    ]
+    if made.task == "regression":
+        made.review.append("audit.score_min / audit.score_max (placeholders)")
+        lines += [
+            "audit:  # REVIEW: the range every prediction must fall in (also the drift range)",
+            "  score_min: -1000000.0",
+            "  score_max: 1000000.0",
+        ]
+    return lines
 
 
 def describe(job: NewJob) -> str:
