@@ -459,3 +459,61 @@ def test_boosters_trained_on_pandas_categoricals_get_string_columns_as_categoric
         )
         got = scorer.score(feature_frame(batch, inputs, categorical=True)).score
         np.testing.assert_allclose(got, model.predict_proba(rows)[:, 1], rtol=0, atol=1e-7)
+
+
+def test_a_pyfunc_gets_every_signature_type_it_enforces(tmp_path):
+    """Feature columns of other Arrow types (int32 for long, int64 for float, a UTC timestamp
+    for datetime) and with nulls are cast to what the signature says, and MLflow's own schema
+    enforcement accepts the frame; an integer column with nulls is the one thing MLflow
+    refuses (declare it double), and the error names the column."""
+    import datetime as dt
+
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from lakescore.ml.scoring import feature_frame
+
+    class Half(mlflow.pyfunc.PythonModel):
+        def predict(self, context: Any, model_input: pd.DataFrame) -> pd.DataFrame:
+            return pd.DataFrame({"p": np.full(len(model_input), 0.5)})
+
+    specs = [
+        ("d", "double", True),
+        ("f", "float", True),
+        ("l", "long", True),
+        ("i", "integer", True),
+        ("b", "boolean", True),
+        ("s", "string", True),
+        ("t", "datetime", True),
+        ("sn", "string", False),
+    ]
+    signature = ModelSignature(
+        inputs=Schema([ColSpec(kind, name, required=req) for name, kind, req in specs]),
+        outputs=Schema([ColSpec("double", "p")]),
+    )
+    mlflow.pyfunc.save_model(str(tmp_path / "m"), python_model=Half(), signature=signature)
+    model = mlflow.pyfunc.load_model(str(tmp_path / "m"))
+    utc = dt.UTC
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "d": pa.array([1.0, None], pa.float64()),
+            "f": pa.array([1, 2], pa.int64()),
+            "l": pa.array([1, 2], pa.int32()),
+            "i": pa.array([1, 2], pa.int32()),
+            "b": pa.array([True, False]),
+            "s": pa.array(["a", None]),
+            "t": pa.array([dt.datetime(2026, 1, 1, tzinfo=utc), None], pa.timestamp("us", utc)),
+            "sn": pa.array([None, "x"]),
+        }
+    )
+    inputs = tuple((name, kind) for name, kind, _ in specs)
+    frame = feature_frame(batch, inputs)
+    assert list(frame.columns) == [name for name, _, _ in specs]
+    assert str(frame["f"].dtype) == "float32" and str(frame["i"].dtype) == "int32"
+    assert str(frame["t"].dtype) == "datetime64[ns]" and frame["t"].iloc[0].year == 2026
+    assert model.predict(frame)["p"].tolist() == [0.5, 0.5]
+
+    nulls = batch.set_column(2, "l", pa.array([1, None], pa.int64()))
+    with pytest.raises(mlflow.exceptions.MlflowException, match="column l"):
+        model.predict(feature_frame(nulls, inputs))
