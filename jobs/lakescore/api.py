@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from lakescore.config import PlatformConfig, list_job_names, load_job, load_platform
 from lakescore.errors import BadInputError
 from lakescore.lakehouse import tables
+from lakescore.storage import is_object_store
 
 if TYPE_CHECKING:
     import duckdb
@@ -73,7 +74,8 @@ def duckdb_extension_path() -> str:
 
 def connect(platform: PlatformConfig | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with views over every lakescore table that exists:
-    ``scores_<job>``, ``features_<job>`` and ``lineage``."""
+    ``scores_<job>``, ``features_<job>`` and ``lineage`` (local tables through the delta
+    extension, tables on object storage through delta-rs's Arrow dataset)."""
     import duckdb
 
     platform = platform or load_platform()
@@ -94,8 +96,14 @@ def connect(platform: PlatformConfig | None = None) -> duckdb.DuckDBPyConnection
         if not tables.table_exists(uri):
             continue
         try:
-            con.execute(f"CREATE VIEW {view} AS SELECT * FROM delta_scan({_quote(uri)})")
-        except duckdb.Error as exc:  # one unreadable table must not hide all the others
+            if is_object_store(uri):
+                # DuckDB's delta_scan needs its httpfs extension for s3://, which would be
+                # downloaded at run time: scan delta-rs's Arrow dataset of the table instead
+                # (same snapshot, filters and projections pushed down, storage.py's settings).
+                con.register(view, tables._delta_table(uri).to_pyarrow_dataset())
+            else:
+                con.execute(f"CREATE VIEW {view} AS SELECT * FROM delta_scan({_quote(uri)})")
+        except (duckdb.Error, BadInputError) as exc:  # one unreadable table must not hide all
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             _log.warning("view %s left out: %s cannot be read (%s)", view, uri, first)
     return con

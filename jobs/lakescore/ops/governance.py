@@ -40,6 +40,7 @@ from lakescore.config import (
 from lakescore.errors import BadInputError, ScoringFailure, as_lakescore_error
 from lakescore.lakehouse import layout, tables
 from lakescore.lakehouse.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
+from lakescore.storage import filesystem_and_path, is_object_store
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -529,7 +530,11 @@ def _delete_keys(
     spark: SparkSession, uri: str, keys: pa.Table, *, metadata: dict[str, Any]
 ) -> tuple[int, int | None]:
     """``MERGE INTO uri USING keys ON <all key columns equal> WHEN MATCHED THEN DELETE`` in one
-    commit; returns (rows deleted, commit version). The keys are a DataFrame, never SQL text."""
+    commit; returns (rows deleted, commit version). The keys are a DataFrame, never SQL text.
+    On object storage the MERGE is delta-rs's (every S3 commit is a delta-rs conditional PUT,
+    see :mod:`lakescore.storage`)."""
+    if is_object_store(uri):
+        return _delete_keys_delta_rs(uri, keys, metadata=metadata)
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
@@ -561,6 +566,32 @@ def _delete_keys(
     return int(deleted), after
 
 
+def _delete_keys_delta_rs(
+    uri: str, keys: pa.Table, *, metadata: dict[str, Any]
+) -> tuple[int, int | None]:
+    """The same MERGE ... WHEN MATCHED THEN DELETE with delta-rs; the predicate is built from
+    validated key column names only, the values stay in the source table."""
+    from deltalake.transaction import CommitProperties
+
+    for column in keys.column_names:
+        tables.partition_predicate(column, date(2000, 1, 1))  # refuses a non-plain name
+    predicate = " AND ".join(f"t.`{c}` = k.`{c}`" for c in keys.column_names)
+    before = tables.table_version(uri)
+    merge = tables._delta_table(uri).merge(
+        keys,
+        predicate,
+        source_alias="k",
+        target_alias="t",
+        commit_properties=CommitProperties(
+            custom_metadata={"userMetadata": json.dumps(metadata, sort_keys=True)}
+        ),
+    )
+    metrics = merge.when_matched_delete().execute()
+    deleted = int(metrics.get("num_target_rows_deleted", 0))
+    after = tables.table_version(uri)
+    return deleted, (after if after != before else None)
+
+
 # --------------------------------------------------------------------------- vacuum
 
 
@@ -585,8 +616,15 @@ def vacuum(
         for target in governed_tables(job, platform):
             if not tables.table_exists(target.uri):
                 continue
-            spark = _spark(platform, spark, job)
             files_before = _data_files(target.uri)
+            if is_object_store(target.uri):  # delta-rs: the one engine that commits on S3
+                tables._delta_table(target.uri).vacuum(
+                    retention_hours=int(hours), enforce_retention_duration=False, dry_run=False
+                )
+                removed = len(files_before - _data_files(target.uri))
+                done.append(_vacuumed(target, hours, removed, purged=False))
+                continue
+            spark = _spark(platform, spark, job)
             purged = False
             config = tables._delta_table(target.uri).metadata().configuration
             if config.get("delta.enableDeletionVectors", "false").lower() == "true":
@@ -597,15 +635,7 @@ def vacuum(
             ):
                 DeltaTable.forPath(spark, target.uri).vacuum(hours)
             removed = len(files_before - _data_files(target.uri))
-            done.append(
-                {
-                    "kind": target.kind,
-                    "table": target.uri,
-                    "retention_hours": hours,
-                    "files_deleted": removed,
-                    "purged_deletion_vectors": purged,
-                }
-            )
+            done.append(_vacuumed(target, hours, removed, purged=purged))
         record.details = {"tables": done, "retention_hours": hours}
     except Exception as exc:
         err = as_lakescore_error(exc, job=job.name)
@@ -619,8 +649,26 @@ def vacuum(
     return done
 
 
+def _vacuumed(target: GovernedTable, hours: float, removed: int, *, purged: bool) -> dict:
+    return {
+        "kind": target.kind,
+        "table": target.uri,
+        "retention_hours": hours,
+        "files_deleted": removed,
+        "purged_deletion_vectors": purged,
+    }
+
+
 def _data_files(uri: str) -> set[str]:
-    """Parquet files on disk under a local table root (what VACUUM deletes)."""
+    """Parquet files under a table root, local or on object storage (what VACUUM deletes)."""
+    if is_object_store(uri):
+        import pyarrow.fs as pafs
+
+        fs, path = filesystem_and_path(uri)
+        found = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=True))
+        return {
+            f.path for f in found if f.path.endswith(".parquet") and "/_delta_log/" not in f.path
+        }
     root = Path(uri)
     if not root.is_dir():
         return set()
