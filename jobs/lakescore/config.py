@@ -736,7 +736,7 @@ def load_platform(conf_dir: str | Path | None = None) -> PlatformConfig:
                 "registry_uri": _sqlite_absolute(platform.mlflow.registry_uri, root)
                 if platform.mlflow.registry_uri
                 else None,
-                "artifact_root": _absolute(platform.mlflow.artifact_root, root)
+                "artifact_root": _absolute(normalise(platform.mlflow.artifact_root), root)
                 if platform.mlflow.artifact_root
                 else None,
             }

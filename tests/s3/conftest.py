@@ -30,7 +30,7 @@ storage:
     path_style: ${{LAKESCORE_S3_PATH_STYLE:-false}}
 mlflow:
   tracking_uri: sqlite:///{root}/var/mlflow.db
-  artifact_root: {root}/var/artifacts
+  artifact_root: s3://{bucket}/mlflow-artifacts   # the model's artifacts live on S3 too
   request_timeout_s: 5
   request_max_retries: 0
 spark:
@@ -64,7 +64,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 @pytest.fixture(scope="session")
 def s3_world(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> World:
-    """Conf, a registered model (alias champion) and a 3-day feature table on S3."""
+    """Conf, a registered model (alias champion, artifacts on S3) and a 3-day feature table
+    on S3."""
     from lakescore.config import load_platform
     from lakescore.local.demo import train_and_register, write_feature_partitions
 

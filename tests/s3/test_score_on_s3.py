@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from lakescore.lakehouse import tables
+from lakescore.ml.models import model_download_uri
 from lakescore.run import score_partition
 from tests.conftest import DAYS, ROWS_PER_DAY
 from tests.s3.conftest import BUCKET
@@ -57,5 +58,9 @@ def test_score_publishes_partition_lineage_and_commit_on_s3(s3_world, s3_spark, 
     assert [r["status"] for r in lineage] == ["succeeded"]
     assert lineage[0]["output_table"] == job.output.table
     assert lineage[0]["output_version"] == result.output_version
+    # the model's artifacts are in the bucket too, and that is where the run loaded them from
+    where = model_download_uri(s3_world.platform, s3_world.model_name, result.model_version)
+    assert where.startswith(f"s3://{BUCKET}/mlflow-artifacts/"), where
+    assert any(k.endswith("MLmodel") for k in s3_server.keys(BUCKET, "mlflow-artifacts/"))
     # staging and run markers stay on local disk, never as junk keys in the bucket
     assert not s3_server.keys(BUCKET, "wh/_staging")

@@ -198,7 +198,14 @@ def _use_demo_experiment(platform: PlatformConfig) -> None:
     if mlflow.get_experiment_by_name(experiment) is None:
         artifact_root = platform.mlflow.artifact_root
         mlflow.create_experiment(
-            experiment, artifact_location=Path(artifact_root).as_uri() if artifact_root else None
+            experiment,
+            artifact_location=(
+                None
+                if not artifact_root
+                else artifact_root  # a URI (s3://...) as it is
+                if "://" in artifact_root
+                else Path(artifact_root).as_uri()
+            ),
         )
     mlflow.set_experiment(experiment)
 

@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlparse
 from lakescore.config import ModelRef, PlatformConfig, is_inside, local_path
 from lakescore.errors import BadInputError, LakescoreError, ScoringFailure
 from lakescore.redaction import redact
+from lakescore.storage import apply_mlflow_env
 
 BASELINE_ARTIFACT = "lakescore/score_baseline.json"
 
@@ -149,6 +150,8 @@ def configure_mlflow(platform: PlatformConfig) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(platform.mlflow.request_max_retries)
     mlflow.set_tracking_uri(platform.mlflow.tracking_uri)
     mlflow.set_registry_uri(platform.mlflow.registry_uri or platform.mlflow.tracking_uri)
+    # s3:// artifacts: MLflow's boto3 client gets the platform's endpoint and region
+    apply_mlflow_env(platform.storage)
 
 
 def _is_not_found(exc: Exception) -> bool:
