@@ -30,9 +30,17 @@ PLATFORM_YAML = REPO / "conf" / "platform.yaml"
 MAKEFILE = REPO / "Makefile"
 
 AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
-EXPECTED_SERVICES = ("postgres", "airflow-init", *AIRFLOW_SERVICES, "spark-master", "mlflow")
+EXPECTED_SERVICES = (
+    "postgres",
+    "airflow-init",
+    *AIRFLOW_SERVICES,
+    "spark-master",
+    "mlflow",
+    "object-store",
+    "object-store-init",
+)
 # Host port of each UI (all on 127.0.0.1).
-EXPECTED_UI_PORTS = {"api-server": 8080, "spark-master": 8081, "mlflow": 5000}
+EXPECTED_UI_PORTS = {"api-server": 8080, "spark-master": 8081, "mlflow": 5000, "object-store": 9001}
 # Environment variables through which the deployment configures lakescore.
 LAKESCORE_ENV = re.compile(r"^(LAKESCORE_\w+|MLFLOW_TRACKING_URI)$")
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|_KEY|CREDENTIALS?)$", re.IGNORECASE)
@@ -175,6 +183,8 @@ def ui_port(service: dict[str, Any]) -> int | None:
     """The port of the service's web UI / API (what a published port must lead to)."""
     words = tokens(service.get("command"))
     port = option(words, "--webui-port") or option(words, "--port")
+    console = option(words, "--console-address")  # MinIO: ":9001"
+    port = port or (console.rsplit(":", 1)[-1] if console else None)
     return int(port) if port else None
 
 
@@ -182,6 +192,11 @@ def listening_ports(service: dict[str, Any]) -> set[int]:
     """Ports the service's own command line (or config) makes it listen on."""
     words = tokens(service.get("command"))
     ports = {int(p) for flag in ("--port", "--webui-port") if (p := option(words, flag))}
+    ports |= {  # MinIO: --address :9000 --console-address :9001
+        int(a.rsplit(":", 1)[-1])
+        for flag in ("--address", "--console-address")
+        if (a := option(words, flag))
+    }
     if env_of(service).get("AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK", "").lower() == "true":
         ports.add(8974)  # [scheduler] scheduler_health_check_server_port (default)
     return ports
@@ -688,8 +703,11 @@ def test_paths_lakescore_writes_live_on_named_volumes(services):
                 value = value.get(key) if isinstance(value, dict) else None
             if value is None:
                 continue
-            path = posixpath.join(project, interpolate(str(value), env))
+            value = interpolate(str(value), env)
             checked += 1
+            if "://" in value:  # on the object store (test_object_store_is_the_warehouse...)
+                continue
+            path = posixpath.join(project, value)
             assert named_volume_at(services[name], path), (
                 f"{name}: platform.yaml {'.'.join(keys)} is {path}, not on a writable named volume"
             )
@@ -697,26 +715,74 @@ def test_paths_lakescore_writes_live_on_named_volumes(services):
     for name, service in services.items():
         env = env_of(service)
         for key in ("LAKESCORE_WAREHOUSE", "LAKESCORE_VAR", "LAKESCORE_MLFLOW_ARTIFACTS"):
-            if key in env:
+            if key in env and "://" not in env[key]:
                 assert named_volume_at(service, env[key]), (
                     f"{name}: {key}={env[key]} is not on a writable named volume"
                 )
 
 
-def test_warehouse_volume_is_shared_at_the_same_path(services):
-    warehouse = env_of(services["scheduler"])["LAKESCORE_WAREHOUSE"]
-    volume = named_volume_at(services["scheduler"], warehouse)
+OBJECT_STORE_CLIENT = (
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "LAKESCORE_S3_PATH_STYLE",
+)
+
+
+def object_store_endpoint(services: dict[str, Any]) -> str:
+    store = services["object-store"]
+    words = tokens(store["command"])
+    assert words[:1] == ["server"], f"object-store runs {words[:1]}, not a MinIO server"
+    port = (option(words, "--address") or ":9000").rsplit(":", 1)[-1]
+    return f"http://{store.get('hostname', 'object-store')}:{port}"
+
+
+def test_object_store_is_the_warehouse_and_artifact_store(services):
+    """Every container that runs lakescore or MLflow reaches the same object store with the
+    same settings; the warehouse and MLflow's artifacts live in the bucket the init creates."""
+    endpoint = object_store_endpoint(services)
     workers = services_running(services, "org.apache.spark.deploy.worker.Worker")
-    users = ["airflow-init", *AIRFLOW_SERVICES, *workers, "mlflow"]
-    mounts = {
-        name: sorted(t for k, s, t, _ in volume_entries(services[name]) if s == volume)
-        for name in users
-    }
-    assert len({tuple(m) for m in mounts.values()}) == 1 and all(mounts.values()), (
-        f"volume {volume!r} is not mounted at one path everywhere: {mounts}"
-    )
+    clients = ["airflow-init", *AIRFLOW_SERVICES, *workers, "mlflow", "object-store-init"]
+    reference = {k: env_of(services["scheduler"]).get(k) for k in OBJECT_STORE_CLIENT}
+    assert reference["AWS_ENDPOINT_URL"] == endpoint, reference
+    assert reference["LAKESCORE_S3_PATH_STYLE"] == "true", "MinIO needs path-style addressing"
+    for name in clients:
+        env = env_of(services[name])
+        assert {k: env.get(k) for k in OBJECT_STORE_CLIENT} == reference, name
+    assert env_of(services["mlflow"]).get("MLFLOW_S3_ENDPOINT_URL") == endpoint
+    # the credentials are the store's own root credentials, from .env
+    store_env = env_of(services["object-store"])
+    assert store_env["MINIO_ROOT_USER"] == reference["AWS_ACCESS_KEY_ID"]
+    assert store_env["MINIO_ROOT_PASSWORD"] == reference["AWS_SECRET_ACCESS_KEY"]
+    assert named_volume_at(services["object-store"], "/data"), "the store's data is not kept"
+    # the bucket: created by object-store-init, holds the warehouse and the artifacts
+    init_words = tokens(services["object-store-init"]["command"])
+    script = next(w for w in init_words if w.endswith(".py"))
+    assert (REPO / "docker" / posixpath.basename(script)).is_file(), script
+    bucket = init_words[-1]
+    warehouse = env_of(services["scheduler"])["LAKESCORE_WAREHOUSE"]
+    assert warehouse.startswith(f"s3://{bucket}/"), warehouse
     for name in [*AIRFLOW_SERVICES, *workers]:
         assert env_of(services[name]).get("LAKESCORE_WAREHOUSE") == warehouse, name
+        waits = (services[name].get("depends_on") or {}).get("object-store-init") or {}
+        assert waits.get("condition") == "service_completed_successfully", name
+    init_waits = services["object-store-init"]["depends_on"]["object-store"]
+    assert init_waits["condition"] == "service_healthy"
+
+
+def test_driver_scratch_is_shared_with_the_workers_at_the_same_path(services):
+    """With the warehouse on the object store, a first publish stages its rows under
+    LAKESCORE_VAR (lakescore.config staging_root): executors must see the driver's path."""
+    var = env_of(services["scheduler"])["LAKESCORE_VAR"]
+    volume = named_volume_at(services["scheduler"], var)
+    assert volume, f"LAKESCORE_VAR={var} is not on a named volume"
+    workers = services_running(services, "org.apache.spark.deploy.worker.Worker")
+    assert workers, "no Spark workers"
+    for name in workers:
+        assert named_volume_at(services[name], var) == volume, (
+            f"{name} does not mount {volume} at {var}"
+        )
 
 
 def test_mlflow_service_and_the_uri_everyone_uses(services):
@@ -733,10 +799,8 @@ def test_mlflow_service_and_the_uri_everyone_uses(services):
     allowed = (option(words, "--allowed-hosts") or "").split(",")
     assert f"mlflow:{port}" in allowed, "mlflow rejects the Host header the other services send"
     destination = option(words, "--artifacts-destination")
-    assert destination == "/warehouse/mlflow-artifacts", destination
-    assert named_volume_at(mlflow, destination) == named_volume_at(
-        services["scheduler"], destination
-    ), "MLflow artifacts are not on the volume the Airflow side sees"
+    bucket = tokens(services["object-store-init"]["command"])[-1]
+    assert destination == f"s3://{bucket}/mlflow-artifacts", destination
     for name in AIRFLOW_SERVICES:
         assert env_of(services[name])["LAKESCORE_MLFLOW_ARTIFACTS"] == destination, name
 
