@@ -27,7 +27,9 @@ from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from lakescore import storage
 from lakescore.errors import ScoringFailure
+from lakescore.storage import StorageSettings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -57,6 +59,8 @@ class PartitionRead:
     units: tuple[ReadUnit, ...]
     key_types: dict[str, pa.DataType]
     rows: int | None
+    # how the tasks reach files on object storage (None: local files)
+    storage: StorageSettings | None = None
 
 
 def plan_partition_read(
@@ -77,7 +81,7 @@ def plan_partition_read(
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
-    table = DeltaTable(uri, version=version)
+    table = DeltaTable(uri, version=version, storage_options=storage.delta_options(uri))
     features = set(table.protocol().reader_features or [])
     config = table.metadata().configuration or {}
     if features & {"deletionVectors", "columnMapping"}:
@@ -99,7 +103,10 @@ def plan_partition_read(
     else:
         mask = pc.equal(values.cast(pa.string()), ds.isoformat())
     mine = actions.filter(mask)
+    settings = storage.active() if storage.is_object_store(uri) else None
     root = table.table_uri.removeprefix("file://").rstrip("/")
+    if settings is not None:
+        root = storage.normalise(root)
     paths = [
         p if p.startswith("/") or "://" in p else f"{root}/{p}" for p in mine["path"].to_pylist()
     ]
@@ -113,7 +120,8 @@ def plan_partition_read(
         units = []
         per_file = -(-min_tasks // len(paths))
         for path in paths:
-            metadata = pq.ParquetFile(path).metadata
+            with _open(path, settings) as handle:
+                metadata = pq.ParquetFile(handle).metadata
             groups = metadata.num_row_groups
             step = max(1, -(-groups // per_file))
             for start in range(0, groups, step):
@@ -125,16 +133,29 @@ def plan_partition_read(
         units=tuple(units),
         key_types={k: schema.field(k).type for k in key_columns},
         rows=rows,
+        storage=settings,
     )
 
 
+def _open(path: str, settings: StorageSettings | None) -> Any:
+    """A local file, or an object on the store (pyarrow's S3 filesystem, the platform's
+    endpoint; credentials from the task's environment)."""
+    if settings is None or not storage.is_object_store(path):
+        return open(path, "rb")
+    fs, key = storage.filesystem_and_path(path, settings)
+    return fs.open_input_file(key)
+
+
 def _read_unit_batches(
-    unit: ReadUnit, columns: list[str], batch_rows: int
+    unit: ReadUnit, columns: list[str], batch_rows: int, settings: StorageSettings | None = None
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(unit.path, memory_map=True)
+        if settings is None:
+            parquet = pq.ParquetFile(unit.path, memory_map=True)
+        else:
+            parquet = pq.ParquetFile(_open(unit.path, settings))
         missing = [c for c in columns if c not in parquet.schema_arrow.names]
         if missing:
             raise ScoringFailure(f"column(s) {missing} missing from data file", file=unit.path)
@@ -170,6 +191,7 @@ def score_units(
     key_columns: list[str],
     check: ValueCheck | None = None,
     groups: tuple[tuple[int, ...], ...] | None = None,
+    settings: StorageSettings | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Runs in the Python worker: task ids -> the scored (keys + scores) batches of its units
     (unit ``id``, or with ``groups`` the units of group ``id``)."""
@@ -183,7 +205,7 @@ def score_units(
         for id_batch in ids:
             for task in id_batch.column(0).to_pylist():
                 for i in groups[task] if groups is not None else (task,):
-                    for batch in _read_unit_batches(units[i], columns, batch_rows):
+                    for batch in _read_unit_batches(units[i], columns, batch_rows, settings):
                         yield _with_key_types(batch, key_types)
 
     yield from score_record_batches(batches(), slots=slots, key_columns=key_columns, check=check)
@@ -224,6 +246,7 @@ def score_partition_files(
         slots=list(slots),
         key_columns=list(key_columns),
         check=check,
+        settings=plan.storage,
     )
     tasks = max(1, len(plan.units))
     return spark.range(0, len(plan.units), numPartitions=tasks).mapInArrow(worker, out_schema)
@@ -425,6 +448,7 @@ def write_units(
     key_columns: list[str],
     check: ValueCheck | None = None,
     groups: tuple[tuple[int, ...], ...] | None = None,
+    settings: StorageSettings | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Runs in the Python worker: reads and scores its units (:func:`score_units`), writes
     each output's rows to its own file and yields one summary row per output.
@@ -458,6 +482,7 @@ def write_units(
         key_columns=key_columns,
         check=check,
         groups=groups,
+        settings=settings,
     )
     try:
         for batch in scored:
@@ -564,6 +589,7 @@ def write_partition_files(
         key_columns=list(key_columns),
         check=check,
         groups=groups,
+        settings=plan.storage,
     )
     results = (
         spark.range(0, len(groups), numPartitions=max(1, len(groups)))

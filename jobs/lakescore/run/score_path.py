@@ -5,7 +5,7 @@ Two readers:
 * ``files``: each Python task reads Parquet files the Delta log lists with pyarrow
   (:mod:`lakescore.ml.file_scoring`), skipping Spark's JVM -> Arrow path (2-5x faster score
   stage in ``bench/scoring.py``). Needs workers that see the driver's files (local mode), a
-  local feature table, a plan the log allows (no deletion vectors or column mapping, a
+  local feature table or one on object storage (pyarrow's S3 filesystem), a plan the log allows (no deletion vectors or column mapping, a
   non-empty partition), and a partition not already cached in Spark by validation.
 * ``spark``: Spark's Delta reader, everywhere else.
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from lakescore import storage
 from lakescore.lakehouse import tables
 from lakescore.ml import shadow as shadow_scoring
 from lakescore.ml.file_scoring import PartitionRead, plan_partition_read
@@ -52,23 +53,29 @@ class PathFacts:
     """What the choice depends on; each is a yes/no read off the run's tables and session."""
 
     workers_local: bool  # Spark's master is local: tasks see the driver's files
-    features_local: bool  # the feature table is on a local filesystem
+    # the feature table is on a local filesystem, or on object storage pyarrow reads
+    features_local: bool
     validation_cached: bool  # validation read the partition into Spark (or split rejects)
     file_plan_ready: bool  # the log's files can be read by pyarrow (see module docstring)
     output_commits_with_delta_rs: bool
     challengers_active: bool
     shadow_commits_with_delta_rs: bool
     earlier_attempt_committed: bool  # a folder of an earlier attempt of this run is committed
+    # the prediction table is on a local filesystem: the Python tasks can write its files
+    # (on object storage Spark writes them; lakescore.storage)
+    output_local: bool = True
 
 
 @dataclass(frozen=True)
 class ScorePath:
     reader: Literal["files", "spark"]
     publish: Literal["commit", "staging"]
+    tasks_write: bool = True  # the Python tasks may write the published files themselves
 
     @property
     def writer(self) -> Literal["python", "spark"]:
-        return "python" if self.reader == "files" and self.publish == "commit" else "spark"
+        direct = self.reader == "files" and self.publish == "commit" and self.tasks_write
+        return "python" if direct else "spark"
 
 
 def files_readable(facts: PathFacts) -> bool:
@@ -85,10 +92,10 @@ def decide(facts: PathFacts) -> ScorePath:
         and not facts.earlier_attempt_committed
         and (
             not facts.challengers_active
-            or (reader == "files" and facts.shadow_commits_with_delta_rs)
+            or (reader == "files" and facts.shadow_commits_with_delta_rs and facts.output_local)
         )
     )
-    return ScorePath(reader, "commit" if direct else "staging")
+    return ScorePath(reader, "commit" if direct else "staging", tasks_write=facts.output_local)
 
 
 @dataclass(frozen=True)
@@ -116,13 +123,15 @@ def choose_score_path(
     output_rs = tables.commits_with_delta_rs(job.output.table)
     facts = PathFacts(
         workers_local=spark.sparkContext.master.startswith("local"),
-        features_local="://" not in job.features.table.removeprefix("file://"),
+        features_local="://" not in job.features.table.removeprefix("file://")
+        or storage.is_object_store(job.features.table),
         validation_cached=validated.rejects is not None or validated.ran_in_spark,
         file_plan_ready=False,
         output_commits_with_delta_rs=output_rs,
         challengers_active=bool(models.active_challengers),
         shadow_commits_with_delta_rs=False,
         earlier_attempt_committed=False,
+        output_local=not storage.is_object_store(job.output.table),
     )
     plan = _file_plan(spark, ctx, partition, slots) if files_readable(facts) else None
     facts = _replace(facts, file_plan_ready=plan is not None)
