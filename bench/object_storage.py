@@ -95,7 +95,7 @@ def main() -> int:
             storage.activate(remote.storage)  # s3:// URIs always reach the bench's server
             job = load_job("churn", platform=platform)
             write_feature_partitions(job, [DAY], args.rows, row_group_rows=50_000)
-            runs = {"score": [], "publish": [], "run": []}
+            runs: dict[str, list] = {"score": [], "publish": [], "run": [], "stages": []}
             for _ in range(args.repeats):
                 result = score_partition(job, DAY, platform=platform, spark=spark)
                 (row,) = tables.select_rows(
@@ -105,6 +105,7 @@ def main() -> int:
                 runs["score"].append(round(float(stages.get("score", 0.0)), 2))
                 runs["publish"].append(round(float(stages.get("publish", 0.0)), 2))
                 runs["run"].append(round(result.seconds, 2))
+                runs["stages"].append({k: round(v, 2) for k, v in stages.items()})
             figures[name] = runs
         spark.stop()
     ratio = {

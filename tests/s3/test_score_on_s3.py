@@ -47,10 +47,11 @@ def test_score_publishes_partition_lineage_and_commit_on_s3(s3_world, s3_spark, 
     assert "delta-rs" in str(latest.get("clientVersion") or latest.get("engineInfo") or "")
 
     # the published files are in the bucket under the partition's run folder
-    data = [k for k in s3_server.keys(BUCKET, "wh/scores/churn/ds=") if k.endswith(".parquet")]
+    day_prefix = f"wh/scores/churn/ds={DAYS[0].isoformat()}/"
+    data = [k for k in s3_server.keys(BUCKET, day_prefix) if k.endswith(".parquet")]
     assert data and all(f"lakescore-{result.run_id}/" in k for k in data)
     # no Spark side files were committed or left
-    assert not [k for k in s3_server.keys(BUCKET, "wh/scores/churn/ds=") if "/_" in k]
+    assert not [k for k in s3_server.keys(BUCKET, day_prefix) if "/_" in k]
 
     lineage = tables.select_rows(
         s3_world.platform.lineage_table, sort_by="started_at", run_id=result.run_id

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakescore.errors import AuditFailure
 from lakescore.lakehouse import layout
+from lakescore.storage import filesystem_and_path, is_object_store
 
 if TYPE_CHECKING:
     import numpy as np
@@ -612,6 +613,8 @@ def written_stats(
     JVM. Other folders go through one Spark aggregation over the key and score columns."""
     from lakescore.quality.monitoring import QUANTILES
 
+    if is_object_store(folder):
+        return _object_store_written_stats(folder, key_columns, distinct_keys)
     if "://" not in folder.removeprefix("file://"):
         import glob
 
@@ -642,6 +645,45 @@ def written_stats(
     )
     assert row is not None
     return WrittenStats(int(row["n"] or 0), [float(q) for q in row["q"] or []])
+
+
+def _object_store_written_stats(
+    folder: str, key_columns: list[str], distinct_keys: int | None
+) -> WrittenStats:
+    """The same figures for a folder on object storage, read with pyarrow's S3 filesystem:
+    a Spark aggregation there (a distinct count is a shuffle) took 60+ s on a loaded machine
+    where this takes well under one."""
+    import duckdb
+    import pyarrow.compute as pc
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    from lakescore.quality.monitoring import QUANTILES
+
+    fs, path = filesystem_and_path(folder)
+    found = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    files = sorted(f.path for f in found if f.path.endswith(".parquet"))
+    if not files:
+        return WrittenStats(0, [])
+    wanted = [layout.SCORE] if distinct_keys is not None else [*key_columns, layout.SCORE]
+    table = pq.read_table(files, columns=list(dict.fromkeys(wanted)), filesystem=fs)
+    if distinct_keys is None:
+        keys = ", ".join(f'"{k}"' for k in key_columns)
+        not_null = " AND ".join(f'"{k}" IS NOT NULL' for k in key_columns)
+        with duckdb.connect() as con:
+            con.register("written", table)
+            row = con.execute(
+                f"SELECT count(DISTINCT ({keys})) FILTER (WHERE {not_null}) FROM written"
+            ).fetchone()
+        distinct_keys = int(row[0] or 0) if row else 0
+    scores = table[layout.SCORE]
+    quantiles = []
+    if len(scores) > scores.null_count:
+        quantiles = [
+            float(q)
+            for q in pc.quantile(scores, q=list(QUANTILES), interpolation="lower").to_pylist()
+        ]
+    return WrittenStats(distinct_keys, quantiles)
 
 
 def _count_distinct_keys(files: list[str], key_columns: list[str]) -> int:
