@@ -27,8 +27,13 @@ def _record(
     airflow: dict[str, Any],
     conf_dir: str | None = None,
 ) -> None:
-    from lakescore.config import load_platform
-    from lakescore.lakehouse.lineage import AirflowIds, LineageRecord, append_lineage, utcnow
+    from lakescore.orchestration import (
+        AirflowIds,
+        LineageRecord,
+        append_lineage,
+        load_platform,
+        utcnow,
+    )
 
     platform = load_platform(conf_dir)
     now = utcnow()

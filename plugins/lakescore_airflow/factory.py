@@ -19,7 +19,13 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param
 
-from lakescore.config import PlatformConfig, ScoringJob, list_job_names, load_job, load_platform
+from lakescore.orchestration import (
+    PlatformConfig,
+    ScoringJob,
+    list_job_names,
+    load_job,
+    load_platform,
+)
 from lakescore_airflow import dag_id_for
 from lakescore_airflow.callbacks import record_task_failure
 from lakescore_airflow.operators import (

@@ -21,7 +21,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from lakescore.errors import BadInputError
+from lakescore.orchestration import BadInputError
 
 # dag_run.conf keys a run accepts; anything else fails the run before anything is read.
 RUN_CONF_KEYS = ("ds", "model_version", "shadow")
@@ -29,7 +29,7 @@ JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 
 
 def _load(job_name: str, conf_dir: str | None) -> tuple[Any, Any]:
-    from lakescore.config import load_job, load_platform
+    from lakescore.orchestration import load_job, load_platform
 
     platform = load_platform(conf_dir)
     return platform, load_job(job_name, platform=platform)
@@ -50,7 +50,7 @@ def partition_for_run(
     run's logical date (scheduled runs, ``airflow backfill create``), or ``run_after`` for a
     manual trigger without a logical date; shifted by ``partition_offset_days``.
     """
-    from lakescore.lakehouse.tables import MAX_FUTURE_DAYS, parse_partition_date
+    from lakescore.orchestration import MAX_FUTURE_DAYS, parse_partition_date
 
     ahead = MAX_FUTURE_DAYS if max_future_days is None else max_future_days
 
@@ -120,14 +120,14 @@ class FeaturePartitionSensor(BaseSensorOperator):
         self.conf_dir = conf_dir
 
     def poke(self, context: Any) -> bool:
-        from lakescore.lakehouse import tables
+        from lakescore.orchestration import parse_partition_date, partition_info, table_exists
 
         platform, job = _load(self.job_name, self.conf_dir)
-        day = tables.parse_partition_date(self.ds, job=job.name)
-        if not tables.table_exists(job.features.table):
+        day = parse_partition_date(self.ds, job=job.name)
+        if not table_exists(job.features.table):
             self.log.info("feature table %s does not exist yet", job.features.table)
             return False
-        info = tables.partition_info(job.features.table, job.features.partition_column, day)
+        info = partition_info(job.features.table, job.features.partition_column, day)
         self.log.info(
             "feature partition %s=%s of %s: %d files, %s rows (table version %d)",
             job.features.partition_column,
@@ -147,8 +147,7 @@ class FeaturePartitionSensor(BaseSensorOperator):
         """Before anything is scored: forecast the run time of this partition from the job's
         history and warn (``airflow.on_window_overflow: warn``, lineage row ``window_check``)
         or fail the run (``fail``) when it exceeds ``schedule.window``."""
-        from lakescore.lakehouse.lineage import AirflowIds
-        from lakescore.ops.forecast import check_window, record_window_warning
+        from lakescore.orchestration import AirflowIds, check_window, record_window_warning
 
         if rows is None:
             self.log.warning("batch window: the Delta log has no row counts; no forecast")
@@ -211,14 +210,13 @@ class ResolveModelOperator(BaseOperator):
         self.conf_dir = conf_dir
 
     def execute(self, context: Any) -> int:
-        from lakescore.lakehouse import tables
-        from lakescore.ml.models import check_signature, resolve_model_version
+        from lakescore.orchestration import check_signature, resolve_model_version, table_columns
 
         platform, job = _load(self.job_name, self.conf_dir)
         pinned = _optional_int(self.model_version)
         try:
             model = resolve_model_version(platform, job.model, pinned, job=job.name)
-            schema = tables.table_columns(job.features.table)
+            schema = table_columns(job.features.table)
             explicit = job.features.columns if isinstance(job.features.columns, list) else None
             check_signature(model, schema, explicit, job=job.name, table=job.features.table)
         except BadInputError as exc:
@@ -298,7 +296,7 @@ class ScorePartitionOperator(SparkSubmitOperator):
         self.conf_dir = conf_dir
 
     def execute(self, context: Any) -> int | None:
-        from lakescore.spark import spark_conf
+        from lakescore.orchestration import spark_conf
 
         platform, _ = _load(self.job_name, self.conf_dir)
         conf = spark_conf(platform, self.profile)
@@ -349,7 +347,7 @@ class ScorePartitionOperator(SparkSubmitOperator):
     _published: dict[str, Any] | None = None
 
     def _lineage_of_this_attempt(self, context: Any) -> dict[str, Any] | None:
-        from lakescore.lakehouse.lineage import find_lineage
+        from lakescore.orchestration import find_lineage
 
         platform, job = _load(self.job_name, self.conf_dir)
         ti = context["ti"]
@@ -430,7 +428,7 @@ class PlanBackfillOperator(BaseOperator):
         self.conf_dir = conf_dir
 
     def execute(self, context: Any) -> list[dict[str, str]]:
-        from lakescore.run.range import chunk_days, range_days
+        from lakescore.orchestration import chunk_days, range_days
 
         _, job = _load(self.job_name, self.conf_dir)
         params = {**(context.get("params") or {}), **(context["dag_run"].conf or {})}
@@ -510,7 +508,7 @@ class RecordLineageOperator(BaseOperator):
         self.conf_dir = conf_dir
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from lakescore.lakehouse.lineage import find_lineage
+        from lakescore.orchestration import find_lineage
 
         platform, job = _load(self.job_name, self.conf_dir)
         dag_run = context["dag_run"]

@@ -121,8 +121,7 @@ def error_page(status: int, title: str, message: str) -> Any:
 
 def platform_or_error() -> Any:
     """The platform config, or the error page that says why it cannot be loaded."""
-    from lakescore.config import load_platform
-    from lakescore.errors import LakescoreError
+    from lakescore.orchestration import LakescoreError, load_platform
 
     try:
         return load_platform()
@@ -136,8 +135,7 @@ def index_page(base: str) -> Any:
 
     from fastapi.responses import HTMLResponse, Response
 
-    from lakescore.config import list_job_names
-    from lakescore.reporting.report import render_index
+    from lakescore.orchestration import list_job_names, render_index
 
     platform = platform_or_error()
     if isinstance(platform, Response):
@@ -158,8 +156,13 @@ def job_report_page(job: str, base: str) -> Any:
 
     from fastapi.responses import HTMLResponse, Response
 
-    from lakescore.errors import BadInputError, ConfigError, LakescoreError
-    from lakescore.reporting.report import default_artifact_href, render_job_report
+    from lakescore.orchestration import (
+        BadInputError,
+        ConfigError,
+        LakescoreError,
+        default_artifact_href,
+        render_job_report,
+    )
 
     platform = platform_or_error()
     if isinstance(platform, Response):
@@ -196,7 +199,7 @@ def report_file(job: str, path: str) -> Any:
 
     from fastapi.responses import FileResponse, Response
 
-    from lakescore.config import JOB_NAME_PATTERN
+    from lakescore.orchestration import JOB_NAME_PATTERN
 
     platform = platform_or_error()
     if isinstance(platform, Response):
