@@ -331,6 +331,10 @@ def test_multiclass_publishes_label_probabilities_and_the_predicted_class_probab
     (second,) = _metrics(world, result.run_id)
     assert second["previous_ds"] == DAY and second["psi_previous"] is not None
     assert second["psi_baseline"] is None  # a score baseline says nothing about labels
+    # the job's report renders from these rows (its histogram shows the label shares' bins)
+    from lakescore.reporting.report import render_job_report
+
+    assert "flavor_three" in render_job_report(world.platform, "flavor_three")
 
 
 def test_custom_pyfunc_gets_the_signatures_columns_by_name_with_strings(registry, spark):
