@@ -151,3 +151,30 @@ def test_parallel_lineage_appends_are_all_kept(s3_world):
         f"w{w}-{i}" for w in range(workers) for i in range(each)
     )
     assert tables.table_version(uri) == workers * each
+
+
+def test_the_store_refuses_a_second_commit_of_the_same_version(s3_world, s3_server):
+    """The mechanism itself, deterministically: two writers holding the same snapshot both
+    commit version N; the object store's conditional PUT lets exactly one land."""
+    from deltalake import write_deltalake
+    from deltalake.exceptions import CommitFailedError
+    from deltalake.transaction import CommitProperties
+
+    from lakescore.storage import delta_options
+
+    uri = f"s3://{BUCKET}/wh/race/same_version"
+    rows = pa.table({"x": pa.array([1], pa.int64())})
+    write_deltalake(uri, rows, storage_options=delta_options(uri))
+    first, second = tables._delta_table(uri), tables._delta_table(uri)  # both at version 0
+    no_retry = CommitProperties(max_commit_retries=0)
+    write_deltalake(first, rows, mode="append", commit_properties=no_retry)
+    with pytest.raises(CommitFailedError):
+        write_deltalake(second, rows, mode="append", commit_properties=no_retry)
+    assert tables.table_version(uri) == 1
+    log = [
+        k for k in s3_server.keys(BUCKET, "wh/race/same_version/_delta_log/") if k.endswith(".json")
+    ]
+    assert [k.rsplit("/", 1)[-1] for k in log] == [
+        "00000000000000000000.json",
+        "00000000000000000001.json",
+    ]
