@@ -456,7 +456,6 @@ def write_units(
     A file is written under a hidden name and renamed when complete, so a folder never holds
     a half-written ``part-*.parquet``; the name carries the task and attempt, so a retried
     task never overwrites the file of the attempt it replaces."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
     from pyspark import TaskContext
 
@@ -496,22 +495,8 @@ def write_units(
                 if comparison is not None and output.compare_to is not None:
                     comparison.add(batch.column(output.compare_to), scores)
                 if writers[i] is None:
-                    os.makedirs(output.folder, exist_ok=True)
-                    writers[i] = pq.ParquetWriter(
-                        os.path.join(output.folder, f".{names[i]}.inprogress"),
-                        _file_schema(output),
-                        # Dictionary pages for the constant columns only: keys and scores
-                        # are (nearly) all distinct, and trying a dictionary on them first
-                        # made the write 1.6x slower and the files a third larger.
-                        use_dictionary=list(output.constants),
-                        # No Arrow schema in the footer: readers see the plain column types
-                        # of output.schema, as in the files Spark writes, not dictionaries.
-                        store_schema=False,
-                    )
-                columns = {layout.SCORE: scores}
-                if output.label_column and output.probabilities_column:
-                    columns[layout.LABEL] = batch.column(output.label_column)
-                    columns[layout.PROBABILITIES] = batch.column(output.probabilities_column)
+                    writers[i] = _open_writer(output, names[i])
+                columns = _scored_columns(output, batch, scores)
                 batch_out = _output_batch(output, keys, columns, constants[i])
                 writers[i].write_batch(batch_out)  # type: ignore[union-attr]
     except BaseException:
@@ -521,6 +506,50 @@ def write_units(
         for output, name in zip(outputs, names, strict=True):
             _remove_quietly(os.path.join(output.folder, f".{name}.inprogress"))
         raise
+    yield _finish_files(outputs, names, writers, summaries, comparisons)
+
+
+def _open_writer(output: FileOutput, name: str) -> Any:
+    """The Parquet writer of one output's file, under its hidden in-progress name."""
+    import pyarrow.parquet as pq
+
+    os.makedirs(output.folder, exist_ok=True)
+    return pq.ParquetWriter(
+        os.path.join(output.folder, f".{name}.inprogress"),
+        _file_schema(output),
+        # Dictionary pages for the constant columns only: keys and scores are (nearly) all
+        # distinct, and trying a dictionary on them first made the write 1.6x slower and the
+        # files a third larger.
+        use_dictionary=list(output.constants),
+        # No Arrow schema in the footer: readers see the plain column types of
+        # output.schema, as in the files Spark writes, not dictionaries.
+        store_schema=False,
+    )
+
+
+def _scored_columns(
+    output: FileOutput, batch: pa.RecordBatch, scores: pa.Array
+) -> dict[str, pa.Array]:
+    """The output's prediction columns from a scored batch: score (label, probabilities)."""
+    from lakescore.lakehouse import layout
+
+    columns = {layout.SCORE: scores}
+    if output.label_column and output.probabilities_column:
+        columns[layout.LABEL] = batch.column(output.label_column)
+        columns[layout.PROBABILITIES] = batch.column(output.probabilities_column)
+    return columns
+
+
+def _finish_files(
+    outputs: list[FileOutput],
+    names: list[str],
+    writers: list[Any],
+    summaries: list[ScoreSummary],
+    comparisons: list[ComparisonSummary | None],
+) -> pa.RecordBatch:
+    """Close each written file and give it its final name; one summary row per output."""
+    import pyarrow as pa
+
     rows = []
     for i, (output, name) in enumerate(zip(outputs, names, strict=True)):
         writer = writers[i]
@@ -538,7 +567,7 @@ def write_units(
                 "comparison": c.to_json() if (c := comparisons[i]) is not None else None,
             }
         )
-    yield pa.RecordBatch.from_pylist(
+    return pa.RecordBatch.from_pylist(
         rows,
         schema=pa.schema(
             [
