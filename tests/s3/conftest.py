@@ -12,6 +12,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,18 +87,41 @@ def s3_world(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> W
 
 @pytest.fixture(scope="session")
 def s3_spark(s3_world: World) -> Iterator[object]:
-    """One Spark session with hadoop-aws for the whole S3 suite. A session started earlier in
-    this process without the s3a jars cannot gain them: it is stopped first."""
-    from pyspark.sql import SparkSession
+    """One Spark session with hadoop-aws for the whole S3 suite.
+
+    The s3a jars must be on the driver JVM's classpath from its start (``spark.jars`` of a
+    later SparkContext in the same JVM reach the executors only). When earlier tests in this
+    process started a JVM without them, that JVM is stopped and the next session launches a
+    new one (whichever thread started the old session: a run starts its own in a background
+    thread)."""
+    from pyspark import SparkContext
 
     from lakescore.spark import get_spark_session
 
-    active = SparkSession.getActiveSession()
-    if active is not None and active.conf.get("spark.hadoop.fs.s3a.impl", None) is None:
-        active.stop()
+    _restart_jvm_without_s3a(SparkContext)
     session = get_spark_session(s3_world.platform, app_name="lakescore-s3-tests")
     yield session
     session.stop()
+
+
+def _restart_jvm_without_s3a(spark_context: Any) -> None:
+    gateway = spark_context._gateway
+    if gateway is None:
+        return
+    context = spark_context._active_spark_context
+    if context is not None and context.getConf().get("spark.hadoop.fs.s3a.impl") is not None:
+        return
+    if context is not None:
+        from pyspark.sql import SparkSession
+
+        SparkSession.builder.getOrCreate().stop()
+    gateway.shutdown()
+    proc = getattr(gateway, "proc", None)
+    if proc is not None:  # the JVM exits when its standard input closes
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    spark_context._gateway = None
+    spark_context._jvm = None
 
 
 def write_job(world: World, name: str, body: str) -> None:

@@ -44,7 +44,7 @@ from lakescore.storage import filesystem_and_path, is_object_store
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 
 @dataclass(frozen=True)
@@ -179,54 +179,13 @@ def rollback_to_version(
             "from_table_version": latest,
             "to_table_version": version,
         }
-        if not 0 <= version <= latest:
-            raise BadInputError(
-                f"table version {version} does not exist (versions 0..{latest})", file=uri
-            )
-        try:
-            at_version = tables.partition_info(uri, part_col, day, version)
-        except BadInputError as exc:
-            raise BadInputError(
-                f"table version {version} cannot be read any more (log or files cleaned up: "
-                f"{exc.message})",
-                file=uri,
-            ) from None
-        if at_version.files == 0:
-            raise BadInputError(
-                f"table version {version} has no partition {part_col}={day}; nothing to restore",
-                file=uri,
-            )
+        at_version = _restorable_partition(uri, part_col, day, version, latest)
         source = _version_commit(uri, version, day)
         spark = _spark(platform, spark, job)
         restored = tables.read_partition(spark, uri, part_col, day, version)
-        models = sorted(
-            {
-                (r[layout.MODEL_NAME], int(r[layout.MODEL_VERSION]))
-                for r in restored.select(layout.MODEL_NAME, layout.MODEL_VERSION)
-                .distinct()
-                .collect()
-            }
-        )
+        models = _models_of(restored)
         rows = at_version.rows if at_version.rows is not None else restored.count()
-        commit = tables.CommitInfo(
-            run_id=run_id,
-            job=job.name,
-            ds=day,
-            model_name=models[0][0] if models else job.model.name,
-            model_version=models[0][1] if models else 0,
-            input_table=str(source.get("input_table") or job.features.table),
-            input_version=int(
-                source.get("input_version") if source.get("input_version") is not None else -1
-            ),
-            rows=rows,
-            extra={
-                "action": "rollback",
-                "restored_table_version": version,
-                "restored_run_id": source.get("lakescore_run_id"),
-                "reason": reason,
-                "user": record.user,
-            },
-        )
+        commit = _rollback_commit(job, day, run_id, models, source, rows, version, record)
         # A new, larger txnVersion: a run that started before this rollback cannot overwrite it.
         out_version = tables.replace_partition(
             restored, uri, part_col, day, commit, txn_version=int(time.time() * 1000)
@@ -254,6 +213,69 @@ def rollback_to_version(
         output_version=out_version,
         rows=rows,
         model_versions=[v for _, v in models],
+    )
+
+
+def _restorable_partition(
+    uri: str, part_col: str, day: date, version: int, latest: int
+) -> tables.PartitionInfo:
+    """Partition ``day`` as table ``version`` holds it; BadInputError when that version does
+    not exist, cannot be time-travelled to any more, or has no such partition."""
+    if not 0 <= version <= latest:
+        raise BadInputError(
+            f"table version {version} does not exist (versions 0..{latest})", file=uri
+        )
+    try:
+        at_version = tables.partition_info(uri, part_col, day, version)
+    except BadInputError as exc:
+        raise BadInputError(
+            f"table version {version} cannot be read any more (log or files cleaned up: "
+            f"{exc.message})",
+            file=uri,
+        ) from None
+    if at_version.files == 0:
+        raise BadInputError(
+            f"table version {version} has no partition {part_col}={day}; nothing to restore",
+            file=uri,
+        )
+    return at_version
+
+
+def _models_of(restored: DataFrame) -> list[tuple[str, int]]:
+    """The (model name, version) pairs that scored the restored rows."""
+    pairs = restored.select(layout.MODEL_NAME, layout.MODEL_VERSION).distinct().collect()
+    return sorted({(r[layout.MODEL_NAME], int(r[layout.MODEL_VERSION])) for r in pairs})
+
+
+def _rollback_commit(
+    job: ScoringJob,
+    day: date,
+    run_id: str,
+    models: list[tuple[str, int]],
+    source: dict[str, Any],
+    rows: int,
+    version: int,
+    record: LineageRecord,
+) -> tables.CommitInfo:
+    """The commit metadata of a rollback: the restored rows' model and input snapshot, and
+    which version and run they came from, why and by whom."""
+    input_version = source.get("input_version")
+    return tables.CommitInfo(
+        run_id=run_id,
+        job=job.name,
+        ds=day,
+        model_name=models[0][0] if models else job.model.name,
+        model_version=models[0][1] if models else 0,
+        input_table=str(source.get("input_table") or job.features.table),
+        input_version=int(input_version) if input_version is not None else -1,
+        rows=rows,
+        extra={
+            "action": "rollback",
+            "restored_table_version": version,
+            "restored_run_id": source.get("lakescore_run_id"),
+            "reason": record.reason,
+            "user": record.user,
+        },
     )
 
 
