@@ -51,10 +51,11 @@ spark:
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """moto_server on a free loopback port; its environment set for this test process (and
-    the Spark JVM and workers it starts), restored afterwards."""
+    the Spark JVM and workers it starts), restored when the S3 suite ends (package scope:
+    the tests after it must not see an S3 endpoint in their environment)."""
     workdir = tmp_path_factory.mktemp("moto")
     with moto_s3(workdir) as server, pytest.MonkeyPatch.context() as env:
         for key, value in server.env().items():
@@ -63,7 +64,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def s3_world(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> World:
     """Conf, a registered model (alias champion, artifacts on S3) and a 3-day feature table
     on S3."""
@@ -85,7 +86,7 @@ def s3_world(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> W
     return world
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def s3_spark(s3_world: World) -> Iterator[object]:
     """One Spark session with hadoop-aws for the whole S3 suite.
 
