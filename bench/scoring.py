@@ -245,9 +245,11 @@ def load_estimator(model_dir_or_uri: str) -> Any:
     """The native estimator of a bench model (scikit-learn or XGBoost flavor)."""
     import mlflow.sklearn
     import mlflow.xgboost
-    from mlflow.models import get_model_info
+    from mlflow.models import Model
 
-    flavors = get_model_info(model_dir_or_uri).flavors
+    # The MLmodel file's flavors (get_model_info would also look the logged model up in the
+    # tracking store, which a bench subprocess is not configured for).
+    flavors = Model.load(model_dir_or_uri).flavors
     loader = mlflow.xgboost if "xgboost" in flavors else mlflow.sklearn
     return loader.load_model(model_dir_or_uri)
 
