@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from lakescore.local.airflow_local import admin_password
+from lakescore.local.deployment import get_json, healthy
 from tests.support.processes import free_ports, group_alive, signal_group, wait_until
 
 BIN = Path(sys.executable).parent
@@ -39,14 +40,6 @@ class LocalAirflow:
         return self.log.read_text(errors="replace")[-chars:]
 
 
-def get_json(url: str, token: str | None = None, timeout: float = 5) -> object:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.load(response)
-
-
 def post_json(url: str, body: dict, token: str | None = None, timeout: float = 10) -> object:
     request = urllib.request.Request(
         url,
@@ -58,15 +51,6 @@ def post_json(url: str, body: dict, token: str | None = None, timeout: float = 1
         request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.load(response)
-
-
-def healthy(base_url: str) -> bool:
-    try:
-        health = get_json(f"{base_url}/api/v2/monitor/health", timeout=2)
-    except (OSError, ValueError):
-        return False
-    components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-    return all((health.get(c) or {}).get("status") == "healthy" for c in components)
 
 
 def _deployment_processes(home: Path) -> list[psutil.Process]:
