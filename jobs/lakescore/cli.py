@@ -803,6 +803,8 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rich.markup import escape  # error texts are plain text, never markup
+
     args = _parser().parse_args(argv)
     if args.verbose:  # Spark's task-failure stack traces too (lakescore.spark)
         os.environ["LAKESCORE_VERBOSE"] = "1"
@@ -811,7 +813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LakescoreError as exc:
         if args.verbose:
             traceback.print_exc()
-        console().print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        console().print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         console().print("[bold red]interrupted[/]")
@@ -823,7 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         first = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
         console().print(
-            f"[bold red]error:[/] {type(exc).__name__}: {first} (use -v for details)",
+            f"[bold red]error:[/] {type(exc).__name__}: {escape(first)} (use -v for details)",
             soft_wrap=True,
         )
         return 1

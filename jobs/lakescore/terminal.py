@@ -28,8 +28,11 @@ class RichProgress:
     def stage(self, name: str, detail: str = "") -> None:
         if self.quiet:
             return
+        from rich.markup import escape
+
         self._stop_bar()
-        self.console.print(f"[bold cyan]{name:>13}[/] {detail}", soft_wrap=True)
+        # details are plain text (paths, requirements like "mlflow[extras]"), never markup
+        self.console.print(f"[bold cyan]{name:>13}[/] {escape(detail)}", soft_wrap=True)
 
     def tasks(self, done: int, total: int) -> None:
         if self.quiet or not total:

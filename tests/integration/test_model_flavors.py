@@ -8,6 +8,7 @@ job asks for are refused before any Spark work.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -73,6 +74,22 @@ def _register(world: World, name: str, log: Any) -> None:
     MlflowClient().set_registered_model_alias(name, "champion", str(info.registered_model_version))
 
 
+def _log(world: World, name: str, flavor: str, model: Any, example: Any, **kwargs: Any) -> Any:
+    """Register ``model`` as ``name`` (alias champion) with ``mlflow.<flavor>.log_model`` and
+    ``example`` as its input example; returns the model."""
+    import importlib
+
+    log_model = importlib.import_module(f"mlflow.{flavor}").log_model
+    _register(
+        world,
+        name,
+        lambda n: log_model(
+            model, name="model", input_example=example, registered_model_name=n, **kwargs
+        ),
+    )
+    return model
+
+
 def _job(world: World, name: str, extra: str = "", model: str = "") -> None:
     world.write_job(
         name,
@@ -116,39 +133,29 @@ def registry(world: World) -> Registry:
     both = data[[*NUMERIC, *STRINGS]]
     models: dict[str, Any] = {}
 
-    models["flavor_xgb"] = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(
-        numeric, data.binary
-    )
-    _register(
+    models["flavor_xgb"] = _log(
         world,
         "flavor_xgb",
-        lambda n: mlflow.xgboost.log_model(
-            models[n], name="model", input_example=numeric.head(3), registered_model_name=n
-        ),
+        "xgboost",
+        xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(numeric, data.binary),
+        numeric.head(3),
     )
-    models["flavor_lgbm"] = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(
-        numeric, data.binary
-    )
-    _register(
+    models["flavor_lgbm"] = _log(
         world,
         "flavor_lgbm",
-        lambda n: mlflow.lightgbm.log_model(
-            models[n], name="model", input_example=numeric.head(3), registered_model_name=n
-        ),
+        "lightgbm",
+        lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(numeric, data.binary),
+        numeric.head(3),
     )
-    models["flavor_pipeline"] = make_pipeline(
+    pipeline = make_pipeline(
         ColumnTransformer(
             [("onehot", OneHotEncoder(handle_unknown="ignore"), STRINGS)],
             remainder="passthrough",
         ),
         LogisticRegression(max_iter=500),
-    ).fit(both, data.binary)
-    _register(
-        world,
-        "flavor_pipeline",
-        lambda n: mlflow.sklearn.log_model(
-            models[n], name="model", input_example=both.head(3), registered_model_name=n
-        ),
+    )
+    models["flavor_pipeline"] = _log(
+        world, "flavor_pipeline", "sklearn", pipeline.fit(both, data.binary), both.head(3)
     )
     models["flavor_regressor"] = GradientBoostingRegressor(n_estimators=20).fit(numeric, data.value)
 
@@ -175,13 +182,12 @@ def registry(world: World) -> Registry:
         )
 
     _register(world, "flavor_regressor", log_regressor)
-    models["flavor_three"] = LogisticRegression(max_iter=500).fit(numeric, data.three)
-    _register(
+    models["flavor_three"] = _log(
         world,
         "flavor_three",
-        lambda n: mlflow.sklearn.log_model(
-            models[n], name="model", input_example=numeric.head(3), registered_model_name=n
-        ),
+        "sklearn",
+        LogisticRegression(max_iter=500).fit(numeric, data.three),
+        numeric.head(3),
     )
 
     class Probabilities(mlflow.pyfunc.PythonModel):
@@ -197,17 +203,23 @@ def registry(world: World) -> Registry:
             return (model_input["x1"].to_numpy() > 0).astype(np.int64)
 
     example = data[["x1", "plan"]].head(5)
-    models["flavor_custom"] = Probabilities()
-    _register(
-        world,
-        "flavor_custom",
-        lambda n: mlflow.pyfunc.log_model(
-            name="model",
-            python_model=models[n],
-            signature=infer_signature(example, models[n].predict(None, example)),
-            registered_model_name=n,
-        ),
-    )
+
+    def log_pyfunc(name: str, model: Any, outputs_of: Any = None) -> None:
+        """A custom pyfunc whose output signature is that of ``outputs_of`` (else its own)."""
+        outputs = (outputs_of or model).predict(None, example)
+        models[name] = model
+        _register(
+            world,
+            name,
+            lambda n: mlflow.pyfunc.log_model(
+                name="model",
+                python_model=model,
+                signature=infer_signature(example, outputs),
+                registered_model_name=n,
+            ),
+        )
+
+    log_pyfunc("flavor_custom", Probabilities())
 
     class Broken(mlflow.pyfunc.PythonModel):
         def predict(self, context: Any, model_input: pd.DataFrame) -> pd.DataFrame:
@@ -215,28 +227,8 @@ def registry(world: World) -> Registry:
                 raise ValueError("x1 above 2.5 is outside the training range")
             return pd.DataFrame({"no": 0.5 + 0 * model_input["x1"], "yes": 0.5})
 
-    models["flavor_broken"] = Broken()
-    _register(
-        world,
-        "flavor_broken",
-        lambda n: mlflow.pyfunc.log_model(
-            name="model",
-            python_model=models[n],
-            signature=infer_signature(example, Probabilities().predict(None, example)),
-            registered_model_name=n,
-        ),
-    )
-    models["flavor_labels"] = Labels()
-    _register(
-        world,
-        "flavor_labels",
-        lambda n: mlflow.pyfunc.log_model(
-            name="model",
-            python_model=models[n],
-            signature=infer_signature(example, models[n].predict(None, example)),
-            registered_model_name=n,
-        ),
-    )
+    log_pyfunc("flavor_broken", Broken(), outputs_of=Probabilities())
+    log_pyfunc("flavor_labels", Labels())
     for name in models:
         _job(world, name)
     _job(world, "flavor_regressor", "audit: {score_min: -100, score_max: 100}\n")
@@ -252,15 +244,44 @@ def registry(world: World) -> Registry:
     return Registry(world, data, models)
 
 
-def _published(world: World, job_name: str) -> pd.DataFrame:
-    job = world.job(job_name)
-    rows = tables.read_table(job.output.table, partition_column="ds", start=DAY, end=DAY)
+def _partition(uri: str, day: date) -> pd.DataFrame:
+    """Partition ``day`` of a table (delta-rs), by customer id."""
+    rows = tables.read_table(uri, partition_column="ds", start=day, end=day)
     return rows.to_pandas().sort_values("customer_id").reset_index(drop=True)
+
+
+def _published(world: World, job_name: str) -> pd.DataFrame:
+    return _partition(world.job(job_name).output.table, DAY)
+
+
+def _assert_multiclass(got: pd.DataFrame, model: Any, features: pd.DataFrame, atol: float) -> None:
+    """``label``, ``score`` and ``probabilities`` equal the model's own ``predict_proba`` on
+    the same rows: the predicted class, its probability and every class's."""
+    proba = model.predict_proba(features)
+    labels = model.classes_[proba.argmax(axis=1)].astype(str)
+    assert got.label.tolist() == labels.tolist()
+    np.testing.assert_allclose(got.score.to_numpy(), proba.max(axis=1), rtol=0, atol=atol)
+    for i in (0, 1, len(got) - 1):
+        published = dict(got.probabilities[i])
+        assert set(published) == {str(c) for c in model.classes_}
+        expected = proba[i]
+        got_i = [published[str(c)] for c in model.classes_]
+        np.testing.assert_allclose(got_i, expected, rtol=0, atol=atol)
 
 
 def _metrics(world: World, run_id: str) -> list[dict]:
     rows = tables.read_table(world.platform.metrics_table).to_pylist()
     return [r for r in rows if r["run_id"] == run_id and r["role"] == "champion"]
+
+
+def _cli(world: World, *args: str) -> Any:
+    import subprocess
+    import sys
+
+    command = [str(Path(sys.executable).parent / "lakescore"), "--conf", str(world.conf_dir)]
+    env = {**os.environ, "LAKESCORE_CONF": str(world.conf_dir)}
+    env.pop("LAKESCORE_VERBOSE", None)
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300, env=env)
 
 
 def _score(registry: Registry, spark: Any, name: str) -> pd.DataFrame:
@@ -313,15 +334,8 @@ def test_multiclass_publishes_label_probabilities_and_the_predicted_class_probab
 ):
     got = _score(registry, spark, "flavor_three")
     model = registry.registered["flavor_three"]
-    proba = model.predict_proba(registry.data[NUMERIC])
-    labels = model.classes_[proba.argmax(axis=1)].astype(str)
-    assert got.label.tolist() == labels.tolist()
-    np.testing.assert_allclose(got.score.to_numpy(), proba.max(axis=1), rtol=0, atol=1e-12)
-    for i in (0, 1, ROWS - 1):
-        published = dict(got.probabilities[i])
-        assert set(published) == {"0", "1", "2"}
-        np.testing.assert_allclose([published[str(c)] for c in model.classes_], proba[i])
-    assert len(set(got.label)) == 3
+    _assert_multiclass(got, model, registry.data[NUMERIC], atol=1e-12)
+    assert len(set(got.label)) == 3 and list(model.classes_) == [0, 1, 2]
     # drift of a multiclass model: its label shares, against the previous partition's
     (first,) = _metrics(registry.world, got.run_id[0])
     assert first["bin_labels"] == ["0", "1", "2"]
@@ -408,15 +422,7 @@ def test_new_job_writes_a_checked_job_from_the_signature_and_the_table(registry,
 
 
 def test_the_cli_shows_a_worker_exception_as_one_line_without_java_stack_traces(registry):
-    import subprocess
-    import sys
-
-    world = registry.world
-    command = [str(Path(sys.executable).parent / "lakescore"), "--conf", str(world.conf_dir)]
-    command += ["score", "--job", "flavor_broken", "--ds", DAY.isoformat()]
-    env = {**os.environ, "LAKESCORE_CONF": str(world.conf_dir)}
-    env.pop("LAKESCORE_VERBOSE", None)
-    out = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    out = _cli(registry.world, "score", "--job", "flavor_broken", "--ds", DAY.isoformat())
     assert out.returncode == 1, out.stderr[-2000:]
     last = out.stderr.rstrip().splitlines()[-1]
     assert last.startswith("error: job 'flavor_broken', partition 2026-11-18: model flavor_broken")
@@ -521,3 +527,134 @@ def test_a_pyfunc_gets_every_signature_type_it_enforces(tmp_path):
     nulls = batch.set_column(2, "l", pa.array([1, None], pa.int64()))
     with pytest.raises(mlflow.exceptions.MlflowException, match="column l"):
         model.predict(feature_frame(nulls, inputs))
+
+
+def test_a_task_change_on_an_existing_prediction_table_fails_before_spark_work(registry, spark):
+    """binary -> multiclass (label and probabilities would appear) and regression -> binary
+    (same columns, score would change meaning): exit 2 before any Spark stage, one line
+    naming the job, the table, what differs and what to do; the table is left as it was."""
+    world = registry.world
+    _job(world, "task_change", model="flavor_lgbm")
+    _job(
+        world,
+        "task_change_reg",
+        "audit: {score_min: -100, score_max: 100}\n",
+        model="flavor_regressor",
+    )
+    for name in ("task_change", "task_change_reg"):
+        score_partition(world.job(name), DAY, platform=world.platform, spark=spark)
+    binary_table = world.job("task_change").output.table
+    assert tables.table_properties(binary_table)["lakescore.task"] == "binary"
+    before = {
+        n: tables.table_version(world.job(n).output.table)
+        for n in ("task_change", "task_change_reg")
+    }
+
+    _job(world, "task_change", model="flavor_three")  # the job's model is now multiclass
+    out = _cli(world, "score", "--job", "task_change", "--ds", DAY2.isoformat())
+    assert out.returncode == 2, out.stderr[-2000:]
+    (line,) = [x for x in out.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith(
+        f"error: job 'task_change', partition {DAY2}, file {binary_table}, key 'output.table': "
+    )
+    assert "holds binary predictions, but model flavor_three version 1 is multiclass" in line
+    assert "the table has no column label, probabilities" in line
+    assert "set output.table, e.g. scores/task_change_multiclass" in line
+    assert "lakescore score --job task_change --from D1 --to D2" in line
+    assert "Traceback" not in out.stderr and "\tat org.apache" not in out.stderr
+
+    _job(
+        world, "task_change_reg", "audit: {score_min: -100, score_max: 100}\n", model="flavor_xgb"
+    )  # regression -> binary: the same columns
+    with pytest.raises(BadInputError) as info:
+        score_partition(world.job("task_change_reg"), DAY2, platform=world.platform)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    assert "column score holds the predicted value there, P(positive class) in this run" in str(
+        info.value
+    )
+    for name, version in before.items():
+        assert tables.table_version(world.job(name).output.table) == version  # nothing published
+        (failed,) = [r for r in lineage_rows(world, job=name) if r["status"] == "failed"]
+        assert failed["error_class"] == "BadInputError" and failed["output_version"] is None
+        stages = set(dict(failed["stage_seconds"] or []))
+        assert "load_model" in stages and not {"spark_start", "score", "publish"} & stages
+
+
+def test_a_multiclass_challenger_publishes_label_and_probabilities_to_the_shadow_table(
+    registry, spark
+):
+    """A multiclass champion with a multiclass challenger (LightGBM): the shadow table carries
+    the challenger's label and probabilities like the prediction table, equal to the model's
+    own predict_proba, on the first run (Spark publish) and the next (files committed)."""
+    import lightgbm
+
+    world, data = registry.world, registry.data
+    challenger = _log(
+        world,
+        "flavor_three_lgbm",
+        "lightgbm",
+        lightgbm.LGBMClassifier(n_estimators=15, verbose=-1).fit(data[NUMERIC], data.three),
+        data[NUMERIC].head(3),
+    )
+    _job(world, "three_shadow", model="flavor_three")
+    text = (
+        (world.conf_dir / "jobs" / "three_shadow.yaml")
+        .read_text()
+        .replace(
+            "alias: champion}",
+            "alias: champion, challengers: [{name: flavor_three_lgbm, alias: champion}]}",
+            1,
+        )
+    )
+    (world.conf_dir / "jobs" / "three_shadow.yaml").write_text(text)
+    job = world.job("three_shadow")
+    for day, seed in ((DAY, 11), (DAY2, 12)):
+        result = score_partition(job, day, platform=world.platform, spark=spark)
+        (row,) = lineage_rows(world, run_id=result.run_id)
+        shadow = json.loads(row["details"])["shadow"]
+        assert shadow["error"] is None and shadow["challengers"][0]["status"] == "ok", shadow
+        got = _partition(job.shadow_table, day)
+        assert len(got) == ROWS and set(got.model_name) == {"flavor_three_lgbm"}
+        _assert_multiclass(got, challenger, _features(seed)[NUMERIC], atol=1e-6)
+    assert tables.table_properties(job.shadow_table)["lakescore.task"] == "multiclass"
+    assert json.loads(row["details"])["publish_path"] == "commit"  # the second run's path
+
+
+def test_requirements_warn_scores_and_says_which_package_and_versions(registry):
+    """A model logged with a scikit-learn pin this environment does not satisfy: with
+    ``model.requirements: warn`` the run scores, and the warning (package, both versions)
+    is on the terminal and in the lineage row."""
+    from importlib.metadata import version
+
+    from sklearn.linear_model import LogisticRegression
+
+    world, data = registry.world, registry.data
+    model = _log(
+        world,
+        "flavor_old_sklearn",
+        "sklearn",
+        LogisticRegression(max_iter=300).fit(data[NUMERIC], data.binary),
+        data[NUMERIC].head(3),
+        pip_requirements=["scikit-learn==1.5.2", "numpy"],
+    )
+    _job(world, "old_sklearn", model="flavor_old_sklearn")
+    with pytest.raises(BadInputError, match=r"set model\.requirements: warn"):  # the default
+        score_partition(world.job("old_sklearn"), DAY, platform=world.platform)
+
+    text = (world.conf_dir / "jobs" / "old_sklearn.yaml").read_text()
+    (world.conf_dir / "jobs" / "old_sklearn.yaml").write_text(
+        text.replace("alias: champion}", "alias: champion, requirements: warn}", 1)
+    )
+    out = _cli(world, "score", "--job", "old_sklearn", "--ds", DAY.isoformat())
+    assert out.returncode == 0, out.stderr[-2000:]
+    expected = f"scikit-learn (model logged with ==1.5.2, installed {version('scikit-learn')})"
+    (line,) = [x for x in out.stderr.splitlines() if "requirement not satisfied" in x]
+    assert expected in line and "flavor_old_sklearn version 1" in line
+    (row,) = [r for r in lineage_rows(world, job="old_sklearn") if r["status"] == "succeeded"]
+    assert row["model_name"] == "flavor_old_sklearn" and row["output_version"] is not None
+    warnings_ = json.loads(row["details"])["warnings"]
+    assert len(warnings_) == 1 and expected in warnings_[0]
+    got = _published(world, "old_sklearn")
+    np.testing.assert_allclose(
+        got.score.to_numpy(), model.predict_proba(data[NUMERIC])[:, 1], rtol=0, atol=1e-9
+    )

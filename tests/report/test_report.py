@@ -327,6 +327,46 @@ def test_histogram_without_baseline_and_psi_with_gaps(platform: Any):
     assert 'id="validation-outcomes-empty"' in page  # these runs recorded no validation
 
 
+def test_a_multiclass_jobs_histogram_shows_its_class_names(platform: Any):
+    """A multiclass job's metrics rows hold rows per predicted class (``bin_labels``): the
+    histogram is their shares, one bar per class, named on the axis, without a baseline."""
+    day, t0 = date(2026, 11, 20), datetime(2026, 11, 21, 6, tzinfo=UTC)
+    classes = ["setosa", "versicolor", f"virginica {HOSTILE}"]
+    record = lineage_record(
+        "churn", day, "succeeded", t0, output_version=0, output_rows=600, model_version=1
+    )
+    row = metrics_for(
+        record.run_id,
+        "churn",
+        day,
+        [100, 200, 300],
+        baseline=None,
+        psi_previous=0.0123,
+        psi_baseline=None,
+        computed_at=t0 + timedelta(seconds=30),
+    )
+    row.update(bin_edges=[0.0, 1.0, 2.0, 3.0], bin_labels=classes)
+    append_lineage(platform.lineage_table, [record])
+    append_metrics(platform.metrics_table, [row])
+
+    page = render_job_report(platform, "churn")
+    assert "script" not in {tag for tag, _ in parse_tags(page)}
+    histogram = svgs(page)["score-histogram"]
+    bars = histogram.findall(f"{SVG}rect[@class='bar']")
+    assert [b.get("data-label") for b in bars] == classes
+    assert [int(b.get("data-count")) for b in bars] == [100, 200, 300]
+    tips = [b.find(f"{SVG}title").text for b in bars]
+    assert tips[0] == "class setosa: 100 rows (16.7%)" and tips[2].startswith("class virginica <")
+    ticks = [t.text for t in histogram.iter(f"{SVG}text") if t.get("class") == "tick"]
+    assert "setosa" in ticks and "versicolor" in ticks
+    assert any(t.startswith("virginica <script") and t.endswith("…") for t in ticks)
+    assert not {"0", "1", "2", "3"} & set(ticks), "bin numbers instead of class names"
+    text = ET.tostring(histogram, encoding="unicode")
+    assert "predicted class" in text and "training baseline" not in text
+    assert re.search(r'<figure class="chart" id="chart-histogram"><h2>Predicted class shares', page)
+    assert "600 rows over 3 classes, PSI of the class shares vs previous partition 0.0123" in page
+
+
 def test_unknown_job_and_limit_runs(platform: Any, tmp_path: Path):
     from lakescore.errors import BadInputError
 

@@ -33,3 +33,19 @@ def test_an_exception_without_text_still_names_its_type() -> None:
 def test_secrets_in_the_exception_text_are_redacted() -> None:
     err = as_lakescore_error(OSError("cannot reach https://user:hunter2@mlflow.example/api"))
     assert "hunter2" not in str(err)
+
+
+def test_text_with_square_brackets_reaches_the_terminal_as_written(capsys, tmp_path) -> None:
+    """Stage lines and errors are plain text: a requirement like ``mlflow[extras]`` or a
+    path with ``[...]`` in it is printed, not taken for terminal markup and dropped."""
+    from lakescore.cli import main
+    from lakescore.terminal import RichProgress
+
+    detail = "warning: requirement not satisfied: mlflow[extras] (model logged with ==2.0) [/]"
+    RichProgress(quiet=False).stage("load_model", detail)
+    assert detail in capsys.readouterr().err
+
+    conf = tmp_path / "conf[bold]"
+    assert main(["--conf", str(conf), "jobs"]) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert "conf[bold]" in line

@@ -150,6 +150,8 @@ def test_a_comparison_merged_over_tasks_equals_numpy_over_the_good_rows() -> Non
     assert merged.flip_share == pytest.approx(float(((c >= 0.5) != (x >= 0.5)).mean()))
     assert merged.std == pytest.approx(float(x.std()), rel=1e-10)
     assert merged.bin_counts == np.histogram(x, np.linspace(0, 1, 11))[0].tolist()
+    # the champion's scores of the same rows on the same bins: what psi_champion compares with
+    assert merged.champion_bin_counts == np.histogram(c, np.linspace(0, 1, 11))[0].tolist()
     assert (merged.score_min, merged.score_max) == (x.min(), x.max())
 
 

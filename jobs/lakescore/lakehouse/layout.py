@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pyarrow as pa
 
 SCORE = "score"
@@ -25,6 +27,44 @@ PREDICTION_COLUMNS = (SCORE, MODEL_NAME, MODEL_VERSION, RUN_ID, SCORED_AT)
 # Staged output only (never published): the refused feature values of a row, as
 # "column:inf,column:nan"; null for a clean row (see lakescore.ml.scoring.ValueCheck).
 BAD_VALUES = "_lakescore_bad_values"
+
+
+# The table property that records which kind of model's predictions a prediction (or shadow)
+# table holds: binary | multiclass | regression. Set when lakescore creates the table.
+TASK_PROPERTY = "lakescore.task"
+# What ``score`` is, per task.
+SCORE_MEANING = {
+    "binary": "P(positive class)",
+    "multiclass": "the predicted class's probability",
+    "regression": "the predicted value",
+}
+
+
+def task_from_columns(columns: Sequence[str]) -> str | None:
+    """The task a table's columns alone tell: multiclass with label and probabilities,
+    else None (binary and regression tables have the same columns)."""
+    return "multiclass" if LABEL in columns and PROBABILITIES in columns else None
+
+
+def layout_difference(
+    found: Sequence[str], found_task: str | None, expected: Sequence[str], task: str
+) -> str | None:
+    """How an existing table (its ``found`` columns, the task it records) differs from the
+    layout a run of ``task`` writes (``expected`` columns); None when the run may publish into
+    it. Column order does not matter (readers and writers go by name)."""
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    parts = []
+    if missing:
+        parts.append(f"the table has no column {', '.join(missing)}")
+    if extra:
+        parts.append(f"the table has column {', '.join(extra)}, which a {task} run does not write")
+    if not parts and found_task is not None and found_task != task:
+        parts.append(
+            f"column {SCORE} holds {SCORE_MEANING.get(found_task, found_task)} there, "
+            f"{SCORE_MEANING.get(task, task)} in this run"
+        )
+    return "; ".join(parts) or None
 
 
 def class_columns(task: str) -> tuple[str, ...]:
@@ -203,16 +243,26 @@ ROLE = "role"
 MODEL_REFERENCE = "model_reference"
 
 
-def shadow_columns(entity_keys: list[str], partition_column: str) -> list[str]:
-    """The shadow table: the prediction layout plus ``role`` and ``model_reference``."""
-    return [*entity_keys, *PREDICTION_COLUMNS, ROLE, MODEL_REFERENCE, partition_column]
+def shadow_columns(
+    entity_keys: list[str], partition_column: str, task: str = "binary"
+) -> list[str]:
+    """The shadow table: the prediction layout of the challengers' ``task`` (a multiclass
+    challenger's label and probabilities too) plus ``role`` and ``model_reference``."""
+    return [
+        *prediction_columns(entity_keys, partition_column, task)[:-1],
+        ROLE,
+        MODEL_REFERENCE,
+        partition_column,
+    ]
 
 
-def shadow_schema(key_fields: list[pa.Field], partition_column: str) -> pa.Schema:
+def shadow_schema(
+    key_fields: list[pa.Field], partition_column: str, task: str = "binary"
+) -> pa.Schema:
     """Challenger scores: one row per (entity, challenger) and partition."""
     import pyarrow as pa
 
-    base = prediction_schema(key_fields, partition_column)
+    base = prediction_schema(key_fields, partition_column, task)
     fields = [f for f in base if f.name != partition_column]
     return pa.schema(
         [

@@ -290,6 +290,11 @@ def table_schema(uri: str, version: int | None = None) -> pa.Schema:
     return pa.schema(_delta_table(uri, version).schema().to_arrow())
 
 
+def table_properties(uri: str) -> dict[str, str]:
+    """The table's properties (its Delta metadata ``configuration``), e.g. ``lakescore.task``."""
+    return dict(_delta_table(uri).metadata().configuration or {})
+
+
 def select_rows(
     uri: str, *, sort_by: str, columns: list[str] | None = None, **equals: Any
 ) -> list[dict[str, Any]]:
@@ -348,22 +353,30 @@ def ensure_table(
     schema: Any,
     partition_column: str | None,
     description: str,
+    properties: dict[str, str] | None = None,
 ) -> None:
-    """Create the table with its declared schema if it does not exist yet (on object storage
-    with delta-rs: its first commit is a conditional PUT like every other, see module doc)."""
+    """Create the table with its declared schema (and table ``properties``) if it does not
+    exist yet (on object storage with delta-rs: its first commit is a conditional PUT like
+    every other, see module doc)."""
     if storage.is_object_store(uri):
-        _create_with_delta_rs(uri, schema, partition_column, description)
+        _create_with_delta_rs(uri, schema, partition_column, description, properties)
         return
     from delta.tables import DeltaTable
 
     builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(schema)
     if partition_column:
         builder = builder.partitionedBy(partition_column)
+    for key, value in (properties or {}).items():
+        builder = builder.property(key, value)
     builder.comment(description).execute()
 
 
 def _create_with_delta_rs(
-    uri: str, schema: Any, partition_column: str | None, description: str
+    uri: str,
+    schema: Any,
+    partition_column: str | None,
+    description: str,
+    properties: dict[str, str] | None = None,
 ) -> None:
     import pyarrow as pa
     from deltalake import DeltaTable
@@ -381,7 +394,9 @@ def _create_with_delta_rs(
             mode="ignore",
             partition_by=[partition_column] if partition_column else None,
             description=description,
+            configuration=dict(properties) if properties else None,
             storage_options=storage.delta_options(uri),
+            raise_if_key_not_exists=False,  # lakescore's own keys are not Delta's
         )
     except Exception as exc:
         if table_exists(uri):  # another writer created it first: same layout, use theirs

@@ -91,12 +91,14 @@ class ModelSlot:
         shipped_name: str | None = None,
         required: bool = True,
         estimator: Any = None,
+        class_columns: tuple[str, str] = (layout.LABEL, layout.PROBABILITIES),
     ) -> ModelSlot:
         """The slot of a model whose task is decided (after ``check_model_loadable``); a
-        required multiclass model also fills the label and probabilities columns."""
+        multiclass model also fills the label and probabilities columns (``class_columns``;
+        a challenger's are its own)."""
         from lakescore.ml.models import ScorerSpec
 
-        classes = required and model.task == "multiclass"
+        classes = model.task == "multiclass"
         return cls(
             score_column=score_column,
             model_dir=model_dir,
@@ -105,8 +107,17 @@ class ModelSlot:
             shipped_name=shipped_name,
             required=required,
             estimator=estimator,
-            label_column=layout.LABEL if classes else None,
-            probabilities_column=layout.PROBABILITIES if classes else None,
+            label_column=class_columns[0] if classes else None,
+            probabilities_column=class_columns[1] if classes else None,
+        )
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """The scored batch's columns of this model: score (label, probabilities)."""
+        return tuple(
+            c
+            for c in (self.score_column, self.label_column, self.probabilities_column)
+            if c is not None
         )
 
 
@@ -952,6 +963,15 @@ class ComparisonSummary(_PartialSums):
     score_min: float | None = None
     score_max: float | None = None
     bin_counts: list[int] = field(default_factory=list)
+    # The champion's scores of the same good rows on the same bins: what the challenger's
+    # histogram is compared with (the champion's own drift histogram may have other bins:
+    # a multiclass model's label shares, a regression model's baseline range).
+    champion_bin_counts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.champion_bin_counts:
+            self.champion_bin_counts = [0] * self.bins
 
     def add(self, champion: pa.Array, challenger: pa.Array) -> None:
         import numpy as np
@@ -974,8 +994,10 @@ class ComparisonSummary(_PartialSums):
             part.flips = int(((c >= self.threshold) != (x >= self.threshold)).sum())
             part.score_min, part.score_max = float(x.min()), float(x.max())
             width = (self.high - self.low) / self.bins
-            bucket = np.minimum(np.floor((x - self.low) / width), self.bins - 1).astype(np.int64)
-            part.bin_counts = [int(n) for n in np.bincount(bucket, minlength=self.bins)]
+            for values, name in ((x, "bin_counts"), (c, "champion_bin_counts")):
+                bucket = np.clip(np.floor((values - self.low) / width), 0, self.bins - 1)
+                counts = np.bincount(bucket.astype(np.int64), minlength=self.bins)
+                setattr(part, name, [int(n) for n in counts])
         self.merge(part)
 
     def merge(self, other: ComparisonSummary) -> None:
@@ -1003,6 +1025,8 @@ class ComparisonSummary(_PartialSums):
         self.bad += other.bad
         self.flips += other.flips
         self._merge_bounds_and_bins(other)
+        mine, theirs = self.champion_bin_counts, other.champion_bin_counts
+        self.champion_bin_counts = [a + b for a, b in zip(mine, theirs, strict=True)]
 
     @property
     def correlation(self) -> float | None:

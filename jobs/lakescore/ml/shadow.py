@@ -94,6 +94,15 @@ class Challenger:
         return f"_challenger_{self.index}_score"
 
     @property
+    def class_columns(self) -> tuple[str, str]:
+        """A multiclass challenger's label and probabilities columns in the scored batches."""
+        return f"_challenger_{self.index}_label", f"_challenger_{self.index}_probabilities"
+
+    @property
+    def task(self) -> str:
+        return self.model.task if self.model is not None else "binary"
+
+    @property
     def active(self) -> bool:
         return self.status == "ok"
 
@@ -193,6 +202,30 @@ def load_challengers(
             challenger.fail(f"not loaded: {exc}")
 
 
+def check_shadow_table(job: ScoringJob, active: list[Challenger], task: str) -> None:
+    """Before any Spark work: if the job's shadow table exists in another layout than the
+    challengers of ``task`` write (or holds another kind of score), mark them failed with
+    what differs and what to do; the champion still runs."""
+    uri = job.shadow_table
+    if not active or not tables.table_exists(uri):
+        return
+    found = list(tables.table_columns(uri))
+    found_task = tables.table_properties(uri).get(layout.TASK_PROPERTY) or layout.task_from_columns(
+        found
+    )
+    keys, part = job.features.entity_keys, job.features.partition_column
+    difference = layout.layout_difference(
+        found, found_task, layout.shadow_columns(keys, part, task), task
+    )
+    if difference is None:
+        return
+    for challenger in active:
+        challenger.fail(
+            f"the shadow table {uri} does not take {task} scores: {difference}. Set "
+            "shadow.table to a new table, or move this one aside"
+        )
+
+
 def ship_challengers(challengers: list[Challenger], ship: Any) -> None:
     """Make each loaded challenger available to the executors; a failure marks it failed.
     ``ship(model_dir, model, scorer)`` returns (shipped archive name, estimator broadcast)."""
@@ -220,6 +253,7 @@ def slots(challengers: list[Challenger]) -> list[Any]:
             shipped_name=c.shipped_name,
             required=False,
             estimator=c.estimator,
+            class_columns=c.class_columns,
         )
         for c in challengers
         if c.active and c.model is not None
@@ -237,10 +271,10 @@ def compare(
     score_max: float,
     bins: int,
     threshold: float,
-    champion_counts: list[int],
 ) -> None:
     """One aggregation over the staged scores fills each active challenger's
-    :class:`Comparison`; a challenger with missing or bad scores is marked failed."""
+    :class:`Comparison` (its histogram's PSI against the champion's scores of the same rows
+    on the same bins); a challenger with missing or bad scores is marked failed."""
     from pyspark.sql import functions as F
 
     active = [c for c in challengers if c.active]
@@ -257,6 +291,13 @@ def compare(
         bucket = F.least(
             F.floor((s - F.lit(score_min)) / F.lit(width)).cast("int"), F.lit(bins - 1)
         )
+        champion_bucket = F.greatest(
+            F.least(
+                F.floor((champion - F.lit(score_min)) / F.lit(width)).cast("int"), F.lit(bins - 1)
+            ),
+            F.lit(0),
+        )
+        paired = good & champion.isNotNull() & ~F.isnan(champion)
         flips = F.when(good, ((champion >= threshold) != (s >= threshold)).cast("long"))
         aggs += [
             F.count(s).alias(f"n{i}"),
@@ -269,6 +310,10 @@ def compare(
             F.min(F.when(good, s)).alias(f"min{i}"),
             F.max(F.when(good, s)).alias(f"max{i}"),
             *[F.sum((good & (bucket == b)).cast("long")).alias(f"b{i}_{b}") for b in range(bins)],
+            *[
+                F.sum((paired & (champion_bucket == b)).cast("long")).alias(f"c{i}_{b}")
+                for b in range(bins)
+            ],
         ]
     row = staged.agg(*aggs).first()
     assert row is not None
@@ -276,6 +321,7 @@ def compare(
     for c in active:
         i = c.index
         counts = [int(row[f"b{i}_{b}"] or 0) for b in range(bins)]
+        champion_counts = [int(row[f"c{i}_{b}"] or 0) for b in range(bins)]
         _judge(
             c,
             Comparison(
@@ -299,8 +345,6 @@ def compare(
 def compare_summaries(
     challengers: list[Challenger],
     summaries: dict[int, ComparisonSummary],
-    *,
-    champion_counts: list[int],
 ) -> None:
     """:func:`compare` from the partial sums the scoring tasks returned (the tasks wrote
     the scores as files; there is no staged output to aggregate): ``summaries`` by
@@ -317,7 +361,7 @@ def compare_summaries(
                 bad_scores=summary.bad,
                 correlation=_finite(summary.correlation),
                 mean_difference=summary.mean_difference,
-                psi_champion=psi(summary.bin_counts, champion_counts),
+                psi_champion=psi(summary.bin_counts, summary.champion_bin_counts),
                 flip_share=summary.flip_share,
                 mean=summary.mean if summary.good else None,
                 std=summary.std,
@@ -428,10 +472,15 @@ def publish_shadow(
         return None
     keys = job.features.entity_keys
     part = job.features.partition_column
+    task = active[0].task  # every active challenger's: the champion's (load_challengers)
     frames = [
         staged.select(
             *keys,
             F.col(c.score_column).alias(layout.SCORE),
+            *(
+                F.col(column).alias(name)
+                for column, name in zip(c.class_columns, layout.class_columns(c.task), strict=False)
+            ),
             F.lit(c.model.name).alias(layout.MODEL_NAME),
             F.lit(c.model.version).cast("bigint").alias(layout.MODEL_VERSION),
             F.col(layout.RUN_ID),
@@ -444,9 +493,9 @@ def publish_shadow(
         if c.model is not None
     ]
     rows = reduce(lambda a, b: a.unionByName(b), frames)
-    ensure_shadow_table(spark, job, key_fields)
+    ensure_shadow_table(spark, job, key_fields, task)
     return tables.replace_partition(
-        rows.select(*layout.shadow_columns(keys, part)),
+        rows.select(*layout.shadow_columns(keys, part, task)),
         job.shadow_table,
         part,
         ds,
@@ -456,7 +505,11 @@ def publish_shadow(
     )
 
 
-def ensure_shadow_table(spark: SparkSession, job: ScoringJob, key_fields: list[Any]) -> None:
+def ensure_shadow_table(
+    spark: SparkSession, job: ScoringJob, key_fields: list[Any], task: str = "binary"
+) -> None:
+    """Create the job's shadow table in the layout of ``task`` (recorded as its
+    ``lakescore.task`` property) on its first publish."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     part = job.features.partition_column
@@ -464,9 +517,10 @@ def ensure_shadow_table(spark: SparkSession, job: ScoringJob, key_fields: list[A
         tables.ensure_table(
             spark,
             job.shadow_table,
-            from_arrow_schema(layout.shadow_schema(key_fields, part)),
+            from_arrow_schema(layout.shadow_schema(key_fields, part, task)),
             part,
             f"lakescore challenger (shadow) scores of job {job.name}",
+            {layout.TASK_PROPERTY: task},
         )
 
 
@@ -506,7 +560,9 @@ def shadow_file_output(
     part = job.features.partition_column
     return FileOutput(
         folder=tables.run_folder(job.shadow_table, part, ds, run_id),
-        schema=layout.data_file_schema(layout.shadow_schema(key_fields, part), part),
+        schema=layout.data_file_schema(
+            layout.shadow_schema(key_fields, part, challenger.task), part
+        ),
         constants={
             layout.MODEL_NAME: challenger.model.name,
             layout.MODEL_VERSION: int(challenger.model.version),
@@ -516,6 +572,10 @@ def shadow_file_output(
             layout.MODEL_REFERENCE: challenger.reference,
         },
         score_column=challenger.score_column,
+        label_column=challenger.class_columns[0] if challenger.task == "multiclass" else None,
+        probabilities_column=(
+            challenger.class_columns[1] if challenger.task == "multiclass" else None
+        ),
         low=job.audit.bounds(challenger.model.task)[0],
         high=job.audit.bounds(challenger.model.task)[1],
         bins=job.monitoring.bins,

@@ -55,7 +55,9 @@ C_GRID = "#e2e8f0"
 
 
 def score_histogram(hist: ScoreHistogram | None) -> str:
-    """Bars: the share of rows per score bin; a step line: the training baseline's shares."""
+    """Bars: the share of rows per score bin; a step line: the training baseline's shares. A
+    multiclass model's bins are its classes: one bar per predicted class, named on the axis
+    (``data-label``), and no baseline (a score baseline says nothing about label shares)."""
     if hist is None:
         return empty(
             "score-histogram-empty",
@@ -70,48 +72,62 @@ def score_histogram(hist: ScoreHistogram | None) -> str:
             "nothing to plot.",
         )
     frame = _Frame(560, 320, left=58, right=16)
-    n, shares, baseline = len(hist.counts), hist.shares, hist.baseline
+    n, shares, baseline, labels = len(hist.counts), hist.shares, hist.baseline, hist.labels
     top, ticks = nice_axis(max(shares + (baseline or [])))
     frame.top_value = top
 
     def x(i: float) -> float:
         return frame.left + frame.width * i / n
 
-    out = [svg_open("score-histogram", frame, "Score histogram against the training baseline")]
-    out.append(_y_grid(ticks, frame, pct))
+    title = "Predicted class shares" if labels else "Score histogram against the training baseline"
+    out = [svg_open("score-histogram", frame, title), _y_grid(ticks, frame, pct)]
     slot = frame.width / n
     for i, (count, share) in enumerate(zip(hist.counts, shares, strict=True)):
-        label = f"{num(hist.edges[i])} to {num(hist.edges[i + 1])}: {count:,} rows ({share:.1%})"
-        if baseline:
-            label += f"; training baseline {baseline[i]:.1%}"
+        if labels:
+            tip = f"class {labels[i]}: {count:,} rows ({share:.1%})"
+        else:
+            tip = f"{num(hist.edges[i])} to {num(hist.edges[i + 1])}: {count:,} rows ({share:.1%})"
+            tip += f"; training baseline {baseline[i]:.1%}" if baseline else ""
         out.append(
             f'<rect class="bar" x="{x(i) + 1:.2f}" y="{frame.y(share):.2f}" '
             f'width="{max(slot - 2, 1):.2f}" height="{frame.height * share / top:.2f}" '
             f'fill="{C_SCORES}" fill-opacity="0.85" data-bin="{i}" data-count="{count}" '
-            f'data-share="{share:.6f}"><title>{esc(label)}</title></rect>'
+            + (f'data-label="{esc(labels[i])}" ' if labels else "")
+            + f'data-share="{share:.6f}"><title>{esc(tip)}</title></rect>'
         )
     if baseline:
-        d = [f"M{x(0):.2f},{frame.y(baseline[0]):.2f}"]
-        for i, share in enumerate(baseline):
-            d.append(f"{f'V{frame.y(share):.2f} ' if i else ''}H{x(i + 1):.2f}")
-        out.append(
-            f'<path class="baseline" d="{" ".join(d)}" fill="none" stroke="{C_BASELINE}" '
-            f'stroke-width="2.5" stroke-linejoin="round" data-bins="{len(baseline)}">'
-            f"<title>training baseline (re-binned to the same bins)</title></path>"
-        )
-    step = max(1, math.ceil((n + 1) / 11))  # bin edges, thinned to at most ~11 labels
-    out += [_x_tick(x(i), frame.bottom, num(hist.edges[i])) for i in range(0, n + 1, step)]
-    out.append(_frame_axes(frame, "score", "share of rows"))
+        out.append(_baseline_steps(baseline, x, frame))
+    if labels:  # one name under each bar (thinned when there are many classes)
+        shown = thin(n, 11)
+        fit = max(3, int(frame.width / len(shown) / 6.5))  # characters of 11px text
+        out += [_x_tick(x(i + 0.5), frame.bottom, clip(labels[i], fit)) for i in shown]
+    else:  # bin edges, thinned to at most ~11 labels
+        step = max(1, math.ceil((n + 1) / 11))
+        out += [_x_tick(x(i), frame.bottom, num(hist.edges[i])) for i in range(0, n + 1, step)]
+    out.append(_frame_axes(frame, "predicted class" if labels else "score", "share of rows"))
     legend = [
         ("rect", C_SCORES, f"partition {ds_text(hist.metrics.get('ds'))} ({hist.rows:,} rows)")
     ]
-    legend.append(
-        ("line", C_BASELINE, "training baseline")
-        if baseline
-        else ("none", C_MUTED, "no training baseline recorded")
-    )
+    if not labels:
+        legend.append(
+            ("line", C_BASELINE, "training baseline")
+            if baseline
+            else ("none", C_MUTED, "no training baseline recorded")
+        )
     out += [_legend(frame.left, 14, legend), "</svg>"]
     return "".join(out)
+
+
+def _baseline_steps(baseline: list[float], x: Callable[[float], float], frame: _Frame) -> str:
+    """The training baseline's shares as a step line over the histogram's bins."""
+    d = [f"M{x(0):.2f},{frame.y(baseline[0]):.2f}"]
+    for i, share in enumerate(baseline):
+        d.append(f"{f'V{frame.y(share):.2f} ' if i else ''}H{x(i + 1):.2f}")
+    return (
+        f'<path class="baseline" d="{" ".join(d)}" fill="none" stroke="{C_BASELINE}" '
+        f'stroke-width="2.5" stroke-linejoin="round" data-bins="{len(baseline)}">'
+        f"<title>training baseline (re-binned to the same bins)</title></path>"
+    )
 
 
 PSI_SERIES = (
@@ -232,11 +248,8 @@ def validation_per_run(outcomes: list[ValidationOutcome], *, any_runs: bool) -> 
     real_days = [d for d in days if d]
     for i in thin(n, 8):
         if days[i]:
-            out.append(
-                f'<text class="tick" x="{left + cell * (i + 0.5):.2f}" y="{top + 52}" '
-                f'text-anchor="middle" font-size="11" fill="{C_AXIS}">'
-                f"{esc(short_date(days[i], real_days))}</text>"
-            )
+            label = short_date(days[i], real_days)
+            out.append(_small_text("tick", left + cell * (i + 0.5), top + 52, "middle", label))
     legend = [("rect", validation_colour(s), f"{s} ({c})") for s, c in sorted(counts.items())]
     out += [_legend(left, 14, legend), "</svg>"]
     return "".join(out)
@@ -350,10 +363,7 @@ def _partition_bar(part: PartitionRows, cx: float, bar_w: float, frame: _Frame, 
             f'data-ds="{ds}" data-rows="{rejected}"><title>{esc(tip)}</title></rect>'
         )
     if label:
-        out.append(
-            f'<text class="value" x="{cx:.2f}" y="{frame.y(rows + rejected) - 5:.2f}" '
-            f'text-anchor="middle" font-size="11" fill="{C_AXIS}">{esc(compact(rows))}</text>'
-        )
+        out.append(_small_text("value", cx, frame.y(rows + rejected) - 5, "middle", compact(rows)))
     return "".join(out)
 
 
@@ -386,8 +396,7 @@ def _y_grid(ticks: list[float], frame: _Frame, fmt: Callable[[float], str]) -> s
         out.append(
             f'<line class="grid" x1="{x0}" x2="{x1}" y1="{y:.2f}" y2="{y:.2f}" '
             f'stroke="{C_GRID}" stroke-width="1"/>'
-            f'<text class="tick" x="{x0 - 6}" y="{y + 4:.2f}" text-anchor="end" '
-            f'font-size="11" fill="{C_AXIS}">{esc(fmt(t))}</text>'
+            + _small_text("tick", x0 - 6, y + 4, "end", fmt(t))
         )
     return "".join(out)
 
@@ -395,9 +404,15 @@ def _y_grid(ticks: list[float], frame: _Frame, fmt: Callable[[float], str]) -> s
 def _x_tick(x: float, y0: float, label: str) -> str:
     return (
         f'<line class="tick-mark" x1="{x:.2f}" x2="{x:.2f}" y1="{y0}" y2="{y0 + 4}" '
-        f'stroke="{C_AXIS}"/>'
-        f'<text class="tick" x="{x:.2f}" y="{y0 + 17}" text-anchor="middle" font-size="11" '
-        f'fill="{C_AXIS}">{esc(label)}</text>'
+        f'stroke="{C_AXIS}"/>' + _small_text("tick", x, y0 + 17, "middle", label)
+    )
+
+
+def _small_text(css: str, x: float, y: float, anchor: str, text: str) -> str:
+    """An axis-coloured 11px label (tick labels, bar values), escaped."""
+    return (
+        f'<text class="{css}" x="{x:.2f}" y="{y:.2f}" text-anchor="{anchor}" font-size="11" '
+        f'fill="{C_AXIS}">{esc(text)}</text>'
     )
 
 
@@ -490,6 +505,11 @@ def short_date(d: Any, all_days: list[Any]) -> str:
     if not isinstance(d, date):
         return str(d)
     return d.strftime("%b %d") if len(years) <= 1 else d.strftime("%Y-%m-%d")
+
+
+def clip(text: str, most: int) -> str:
+    """``text`` cut to at most ``most`` characters (an ellipsis marks the cut)."""
+    return text if len(text) <= most else text[: max(most - 1, 1)] + "…"
 
 
 def num(value: float | None) -> str:

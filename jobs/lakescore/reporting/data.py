@@ -146,12 +146,15 @@ def worst_psi(row: Row) -> float | None:
 @dataclass(frozen=True)
 class ScoreHistogram:
     """The latest published run's score histogram, as shares of its rows, and the model's
-    training baseline re-binned to the same bins (``None`` when none was recorded)."""
+    training baseline re-binned to the same bins (``None`` when none was recorded). For a
+    multiclass model the bins are its classes (``labels``, one per bin): the shares of rows
+    per predicted class, with no baseline."""
 
     metrics: Row  # the metrics row it comes from
     edges: list[float]
     counts: list[int]
     baseline: list[float] | None  # shares
+    labels: list[str] | None = None  # the class of each bin (multiclass), else None
 
     @property
     def rows(self) -> int:
@@ -173,6 +176,11 @@ def score_histogram(data: ReportData) -> ScoreHistogram | None:
     counts = [int(x or 0) for x in (m.get("bin_counts") or [])]
     if not counts or len(edges) != len(counts) + 1:
         return ScoreHistogram(m, [], [], None)
+    labels = [str(x) for x in (m.get("bin_labels") or [])]
+    if labels:
+        if len(labels) != len(counts):
+            return ScoreHistogram(m, [], [], None)
+        return ScoreHistogram(m, edges, counts, None, labels)
     base = [int(x or 0) for x in (m.get("baseline_bin_counts") or [])]
     baseline = [b / sum(base) for b in base] if len(base) == len(counts) and sum(base) else None
     return ScoreHistogram(m, edges, counts, baseline)

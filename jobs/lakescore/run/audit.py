@@ -205,9 +205,7 @@ def _compare_challengers(
     job, challengers = ctx.job, models.challengers
     try:
         if comparisons is not None:
-            shadow_scoring.compare_summaries(
-                challengers, comparisons, champion_counts=drift.distribution.bin_counts
-            )
+            shadow_scoring.compare_summaries(challengers, comparisons)
         elif staged is not None:  # else no challenger was active: nothing to compare
             shadow_scoring.compare(
                 staged,
@@ -216,7 +214,6 @@ def _compare_challengers(
                 score_max=job.audit.bounds(models.model.task)[1],
                 bins=job.monitoring.bins,
                 threshold=job.shadow.decision_threshold,
-                champion_counts=drift.distribution.bin_counts,
             )
     except Exception as exc:
         for c in challengers:

@@ -206,6 +206,8 @@ def run_stages(ctx: RunContext, spark: SparkSession | None = None) -> RunResult:
         ),
         *shadow_scoring.slots(models.challengers),
     ]
+    if models.active_challengers:  # in their task's layout before any path writes into it
+        shadow_scoring.ensure_shadow_table(spark, ctx.job, key_fields, models.model.task)
     chosen = choose_score_path(ctx, spark, partition, validated, models, slots, key_fields)
     plan = ScoringPlan(
         slots=slots,

@@ -129,8 +129,9 @@ def _publish_rejects(ctx: RunContext, spark: SparkSession, rejects: DataFrame) -
 def ensure_prediction_table(
     spark: SparkSession, job: ScoringJob, key_fields: list[Any], task: str = "binary"
 ) -> None:
-    """Create the job's prediction table on its first publish (a concurrent first publish
-    of another day may win the race: then publish into the winner's table)."""
+    """Create the job's prediction table on its first publish, its task recorded as the table
+    property ``lakescore.task`` (a concurrent first publish of another day may win the race:
+    then publish into the winner's table)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     if tables.table_exists(job.output.table):
@@ -143,6 +144,7 @@ def ensure_prediction_table(
             from_arrow_schema(schema),
             job.features.partition_column,
             f"lakescore predictions of job {job.name} ({job.model.name})",
+            {layout.TASK_PROPERTY: task},
         )
     except Exception:
         # Two first runs (different days) raced to create the table: the loser fails, on its

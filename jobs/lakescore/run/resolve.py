@@ -7,10 +7,12 @@ before any Spark work.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lakescore.errors import BadInputError
+from lakescore.lakehouse import layout, tables
 from lakescore.ml import shadow as shadow_scoring
 from lakescore.ml.models import (
     ModelScorer,
@@ -114,10 +116,78 @@ def load_models(ctx: RunContext, models: RunModels) -> None:
             )
         ctx.record.details["model_task"] = models.scorer.task
         ctx.record.details["model_flavor"] = models.model.flavor
+        if models.scorer.warnings:  # model.requirements: warn (kept in the lineage row too)
+            ctx.record.details["warnings"] = list(models.scorer.warnings)
         for warning in models.scorer.warnings:
             ctx.progress.stage("load_model", f"warning: {warning}")
         models.histogram = histogram_range(audit.bounds(models.scorer.task), models.model)
         ctx.progress.stage("load_model", f"{models.model.flavor} model, task {models.scorer.task}")
+        check_output_table(ctx, models.model)
         shadow_scoring.load_challengers(
             ctx.platform, ctx.job, models.challengers, models.model.task
         )
+        shadow_scoring.check_shadow_table(ctx.job, models.active_challengers, models.model.task)
+
+
+def check_output_table(ctx: RunContext, model: ResolvedModel) -> None:
+    """Refuse, before any Spark work, a run whose model would write another layout (or
+    another kind of score) than the existing prediction table holds: e.g. the job's model
+    became multiclass (``label`` and ``probabilities`` appear) or regression turned binary
+    (``score`` would change meaning mid-table). Names the table, what differs and what to do."""
+    job = ctx.job
+    uri = job.output.table
+    if not tables.table_exists(uri):
+        return
+    keys, part_col = job.features.entity_keys, job.features.partition_column
+    found = list(tables.table_columns(uri))
+    found_task = recorded_task(ctx, uri, found)
+    difference = layout.layout_difference(
+        found, found_task, layout.prediction_columns(keys, part_col, model.task), model.task
+    )
+    if difference is None:
+        return
+    held = f"{found_task} predictions" if found_task else "predictions in another layout"
+    new_name = f"{_relative_name(ctx, uri)}_{model.task}"
+    raise BadInputError(
+        f"the prediction table holds {held}, but model {model.name} version {model.version} is "
+        f"{model.task}: {difference}. Score into a new table (set output.table, e.g. "
+        f"{new_name}), or move this table aside (its history stays readable there) and "
+        f"re-score the partitions you need (lakescore score --job {job.name} --from D1 --to D2); "
+        "nothing was published",
+        job=job.name,
+        file=uri,
+        key="output.table",
+    )
+
+
+def recorded_task(ctx: RunContext, uri: str, columns: list[str]) -> str | None:
+    """The task whose predictions the table holds: its ``lakescore.task`` property (set when
+    lakescore creates a table), else what its columns tell, else what the job's last
+    successful run into this table recorded in lineage (tables made before the property)."""
+    task = tables.table_properties(uri).get(layout.TASK_PROPERTY) or layout.task_from_columns(
+        columns
+    )
+    if task:
+        return task
+    runs = tables.select_rows(
+        ctx.platform.lineage_table,
+        sort_by="started_at",
+        columns=["output_table", "output_version", "details"],
+        job=ctx.job.name,
+        status="succeeded",
+    )
+    for run in reversed(runs):
+        if run.get("output_table") == uri and run.get("output_version") is not None:
+            try:
+                found = json.loads(run.get("details") or "{}").get("model_task")
+            except ValueError:
+                continue
+            if found:
+                return str(found)
+    return None
+
+
+def _relative_name(ctx: RunContext, uri: str) -> str:
+    """``uri`` as a job file names it: relative to the warehouse when inside it."""
+    root = ctx.platform.warehouse.rstrip("/") + "/"
+    return uri[len(root) :] if uri.startswith(root) else uri

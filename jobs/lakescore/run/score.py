@@ -186,7 +186,10 @@ def _write_with_spark(
         partition_column=part_col,
         ds=ctx.day,
         key_columns=keys,
-        extra_columns=[*(slot.score_column for slot in plan.slots[1:]), layout.BAD_VALUES],
+        extra_columns=[
+            *(c for slot in plan.slots[1:] for c in slot.output_columns),
+            layout.BAD_VALUES,
+        ],
     )
     observation = Observation(f"lakescore_audit_{uuid.uuid4().hex}")
     to_write = out.observe(
