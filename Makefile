@@ -28,7 +28,7 @@ test: install system-deps ## install what tests need and run the whole suite (ru
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
-airflow: install ## start a local Airflow (standalone, SQLite) with the demo DAGs; prints URL + login
+airflow: install ## start a local Airflow (standalone, SQLite) + the warm driver its tasks use; prints URL + login
 	$(VENV)/bin/lakescore airflow
 
 lint: install ## ruff check + format check

@@ -138,6 +138,23 @@ def spark(world: World) -> Iterator[object]:
         session.stop()
 
 
+@pytest.fixture(scope="session")
+def warm_driver(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real ``lakescore driver`` (its own JVM) on a free loopback port serving the world's
+    conf, with a bearer token; stopped at the end of the session."""
+    import os
+    import uuid
+
+    from lakescore.driver.process import start_driver
+    from tests.support.processes import free_port
+
+    env = {**os.environ, "LAKESCORE_DRIVER_TOKEN": f"test-{uuid.uuid4().hex}"}
+    log_file = tmp_path_factory.mktemp("driver") / "driver.log"
+    driver = start_driver(world.conf_dir, port=free_port(), env=env, log_file=log_file)
+    yield driver
+    driver.stop()
+
+
 @pytest.fixture
 def browser() -> Iterator[object]:
     """Headless Chromium through Debian's chromedriver, with a fresh profile."""

@@ -50,6 +50,13 @@ examples:
     "airflow": """examples:
   lakescore airflow                 # UI on http://localhost:8080, login printed when ready
   lakescore airflow --port 8090""",
+    "driver": """one long-lived process with a warm Spark session (MLflow and Great Expectations
+imported) that serves Airflow's validate/score tasks over HTTP; tasks fall back to
+spark-submit when it is not there. Stop it with Ctrl-C / SIGTERM. `lakescore airflow` starts one.
+examples:
+  lakescore driver                          # conf/platform.yaml driver.host/port (127.0.0.1:8790)
+  lakescore driver --port 8791 --profile standalone
+  curl -s http://127.0.0.1:8790/health""",
     "maintenance": """records attempts whose process died (lineage status 'abandoned'), deletes their
 staged files, and vacuums files of the prediction table that no Delta version references
 (a writer killed before its commit) once they are older than --retention-hours
@@ -205,6 +212,17 @@ def _inspect_commands(command: CommandFactory) -> None:
     airflow.add_argument(
         "--port", type=int, default=8080, help="API server / UI port (default 8080)"
     )
+    airflow.add_argument(
+        "--driver-port", type=int, help="the warm driver's port (default: driver.port, 8790)"
+    )
+    airflow.add_argument(
+        "--no-driver", action="store_true", help="no warm driver: every task spark-submits"
+    )
+
+    driver = command("driver", "Serve Airflow's scoring tasks from one warm Spark session.")
+    driver.add_argument("--profile", help="Spark profile (default: spark.default_profile)")
+    driver.add_argument("--host", help="listen address (default: driver.host, 127.0.0.1)")
+    driver.add_argument("--port", type=int, help="listen port (default: driver.port, 8790)")
 
 
 def _maintenance_commands(command: CommandFactory) -> None:
@@ -507,7 +525,14 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     import signal
     import subprocess
 
-    from lakescore.local.airflow_local import admin_password, airflow_bin, airflow_env, prepare
+    from lakescore.local.airflow_local import (
+        admin_password,
+        airflow_bin,
+        airflow_env,
+        prepare,
+        start_local_driver,
+        wait_for_local_driver,
+    )
 
     platform = _platform(args)
     home = Path(args.home or Path(platform.var_dir) / "airflow").resolve()
@@ -522,12 +547,15 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     err = console()
     err.print(f"preparing Airflow in {home} (metadata DB, pool {platform.airflow.spark_pool})")
     prepare(env)
+    driver = None if args.no_driver else start_local_driver(env, home, args.driver_port)
     process = subprocess.Popen([airflow_bin(), "standalone"], env=env, start_new_session=True)
 
     def stop_airflow(signum: int, _frame: object) -> None:
         # standalone runs in its own process group: stop all of it, not just this process.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
+        if driver is not None:
+            driver.stop()
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop_airflow)
@@ -544,12 +572,30 @@ def cmd_airflow(args: argparse.Namespace) -> int:
                 f"login [bold]admin[/] / [bold]{password}[/] (also in "
                 f"{home / 'simple_auth_manager_passwords.json.generated'}); Ctrl-C stops it"
             )
+        if driver is not None:
+            wait_for_local_driver(driver)
         return process.wait()
     except KeyboardInterrupt:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
         return 0
+    finally:
+        if driver is not None:
+            driver.stop()
+
+
+def cmd_driver(args: argparse.Namespace) -> int:
+    from lakescore.driver.server import serve
+
+    err = console()
+    return serve(
+        args.conf,
+        profile=args.profile,
+        host=args.host,
+        port=args.port,
+        announce=lambda line: err.print(line, soft_wrap=True, markup=False),
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -791,6 +837,7 @@ COMMANDS = {
     "jobs": cmd_jobs,
     "demo": cmd_demo,
     "airflow": cmd_airflow,
+    "driver": cmd_driver,
     "report": cmd_report,
     "rollback": cmd_rollback,
     "erase": cmd_erase,

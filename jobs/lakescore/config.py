@@ -227,6 +227,44 @@ class AirflowPlatformSpec(_Strict):
     dag_tags: list[str] = Field(default_factory=lambda: ["lakescore"])
 
 
+#: Overrides ``driver.host``/``driver.port`` for callers (``http://driver:8790``), or ``off``.
+DRIVER_URL_ENV = "LAKESCORE_DRIVER_URL"
+
+
+class DriverSpec(_Strict):
+    """The warm driver (``lakescore driver``): one long-lived process holding a Spark session
+    (and MLflow, Great Expectations imported) that serves Airflow's validate/score tasks over
+    HTTP. Tasks use it when it answers and fall back to spark-submit when it does not. The
+    bearer token is read from the environment variable named by ``token_env``, never from a
+    config file; off loopback the driver refuses to start without one."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8790, ge=1, le=65535)
+    token_env: str = Field(default="LAKESCORE_DRIVER_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Seconds a task waits for the driver's /health answer before falling back.
+    health_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # While a run is queued or silent, the driver sends a line this often (a caller that went
+    # away is noticed, and its run cancelled, within this time).
+    heartbeat_s: float = Field(default=10.0, gt=0, le=300)
+
+    def url(self) -> str | None:
+        """Where callers reach the driver: ``$LAKESCORE_DRIVER_URL`` (``off`` = no driver),
+        else ``http://<host>:<port>``; None when disabled."""
+        env = os.environ.get(DRIVER_URL_ENV, "").strip()
+        if env.lower() in ("off", "none", "false", "0"):
+            return None
+        if env:
+            return env.rstrip("/")
+        if not self.enabled:
+            return None
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env) or None
+
+
 class CostSpec(_Strict):
     """Turns executor-seconds into money: ``executor_seconds / 3600 * executor_core_hour *
     (1 - spot_discount)`` (one executor-second = one core busy for one second)."""
@@ -260,6 +298,7 @@ class PlatformConfig(_Strict):
     openlineage: OpenLineageSpec = OpenLineageSpec()
     cost: CostSpec | None = None
     governance: GovernanceSpec = GovernanceSpec()
+    driver: DriverSpec = DriverSpec()
     # object storage (s3://): endpoint, region, addressing; credentials from the environment
     storage: StorageSettings = StorageSettings()
     var_dir: str = "var"

@@ -29,6 +29,13 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors (EXPORTS reso
         load_job,
         load_platform,
     )
+    from lakescore.driver.client import (  # noqa: F401
+        DriverClient,
+        DriverLost,
+        DriverUnavailable,
+        describe_event,
+    )
+    from lakescore.driver.protocol import RunBody, TaskIds  # noqa: F401
     from lakescore.errors import BadInputError, ConfigError, LakescoreError  # noqa: F401
     from lakescore.lakehouse.lineage import (  # noqa: F401
         AirflowIds,
@@ -88,6 +95,13 @@ EXPORTS: dict[str, str] = {
     # backfills: the days of a range and their chunks
     "chunk_days": "lakescore.run.range",
     "range_days": "lakescore.run.range",
+    # the warm driver (lakescore driver): run on it when it answers, else spark-submit
+    "DriverClient": "lakescore.driver.client",
+    "DriverLost": "lakescore.driver.client",
+    "DriverUnavailable": "lakescore.driver.client",
+    "describe_event": "lakescore.driver.client",
+    "RunBody": "lakescore.driver.protocol",
+    "TaskIds": "lakescore.driver.protocol",
     # spark-submit: the same Spark conf the CLI's session uses
     "spark_conf": "lakescore.spark",
     # the report pages the UI plugin serves

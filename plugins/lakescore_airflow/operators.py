@@ -19,7 +19,7 @@ from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseOperator, BaseSensorOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from lakescore.orchestration import BadInputError
 
@@ -252,6 +252,12 @@ class ScorePartitionOperator(SparkSubmitOperator):
     The master comes from the Airflow connection ``<spark_conn_prefix><profile>``; when the
     deployment defines none, the profile's master is used. The score job writes the lineage
     row itself, with this task's Airflow ids (spark-submit inherits ``AIRFLOW_CTX_*``).
+
+    When a warm driver (``lakescore driver``, platform ``driver:``) answers, the task runs
+    there instead, with the same arguments and this task's ids, its progress in this log:
+    no JVM start, no MLflow or Great Expectations import. When none is configured, none
+    answers or it refuses the request (another conf folder or Spark profile), the task logs
+    one line why and spark-submits as above.
     """
 
     ui_color = "#fbe9e7"
@@ -296,9 +302,103 @@ class ScorePartitionOperator(SparkSubmitOperator):
         self.conf_dir = conf_dir
 
     def execute(self, context: Any) -> int | None:
+        platform, _ = _load(self.job_name, self.conf_dir)
+        if not self._run_on_driver(platform, context):
+            self._spark_submit(platform, context)
+        return self._after_run(context)
+
+    _on_driver = False
+
+    def _run_on_driver(self, platform: Any, context: Any) -> bool:
+        """Run this task on the warm driver: True when it did (exit 2 raises
+        AirflowFailException, another failure raises for a retry); False, after one log line
+        why, when the task should spark-submit instead."""
+        from lakescore.orchestration import (
+            DriverClient,
+            DriverLost,
+            DriverUnavailable,
+            describe_event,
+        )
+
+        client = DriverClient.for_platform(platform)
+        if client is None:
+            self.log.info(
+                "lakescore driver: off (driver.enabled, LAKESCORE_DRIVER_URL): spark-submit"
+            )
+            return False
+
+        def log_event(event: dict[str, Any]) -> None:
+            if line := describe_event(event):
+                self.log.info("driver: %s", line)
+
+        try:
+            health = client.health()
+            self.log.info(
+                "lakescore driver at %s: profile %s, Spark app %s, up %.0fs, %d runs served, "
+                "code %s",
+                client.url,
+                health.get("profile"),
+                health.get("spark_app_id"),
+                health.get("uptime_s") or 0,
+                health.get("runs_served") or 0,
+                health.get("code_version"),
+            )
+            self._on_driver = True
+            outcome = client.run(self._driver_request(platform, context), on_event=log_event)
+        except DriverUnavailable as exc:
+            self._on_driver = False
+            self.log.info("lakescore driver not used (%s): spark-submit", exc)
+            return False
+        except DriverLost as exc:
+            raise AirflowException(str(exc)) from None
+        if outcome.exit_code == 2:  # bad input: retrying cannot help
+            raise AirflowFailException(outcome.error or f"job {self.job_name!r}: bad input")
+        if outcome.exit_code != 0:
+            raise AirflowException(outcome.error or f"job {self.job_name!r}: the run failed")
+        return True
+
+    def _driver_request(self, platform: Any, context: Any) -> Any:
+        """The spark-submit arguments (rendered) as the driver's request, plus this task's
+        Airflow ids: the same run either way."""
+        from lakescore.orchestration import RunBody, TaskIds
+
+        args, options = list(self.application_args or []), {}
+        while args:
+            flag = args.pop(0)
+            options[flag] = True if flag == "--validated" else args.pop(0)
+        ti = context["ti"]
+        try:
+            return RunBody(
+                job=options["--job"],
+                step=self.step,
+                ds=options.get("--ds"),
+                from_ds=options.get("--from"),
+                to_ds=options.get("--to"),
+                model_version=_optional_int(options.get("--model-version")),
+                input_version=_optional_int(options.get("--input-version")),
+                validated="--validated" in options,
+                shadow=options.get("--shadow", "on") == "on",
+                conf_dir=platform.conf_dir,
+                profile=self.profile,
+                airflow=TaskIds(
+                    dag_id=ti.dag_id,
+                    run_id=ti.run_id,
+                    task_id=ti.task_id,
+                    try_number=ti.try_number,
+                ),
+            )
+        except ValueError as exc:
+            raise AirflowFailException(f"job {self.job_name!r}: {exc}") from None
+
+    def on_kill(self) -> None:
+        if self._on_driver:  # the driver cancels a run whose caller went away
+            self.log.info("stopping: the driver cancels this run when the connection closes")
+            return
+        super().on_kill()
+
+    def _spark_submit(self, platform: Any, context: Any) -> None:
         from lakescore.orchestration import spark_conf
 
-        platform, _ = _load(self.job_name, self.conf_dir)
         conf = spark_conf(platform, self.profile)
         master = conf.pop("spark.master")
         self.jars = conf.pop("spark.jars")
@@ -325,6 +425,10 @@ class ScorePartitionOperator(SparkSubmitOperator):
                     "lineage table"
                 ) from None
             raise
+
+    def _after_run(self, context: Any) -> int | None:
+        """This attempt's lineage row (however it ran): the validate task's XCom (the input
+        version it checked) and the OpenLineage facets."""
         try:  # feeds XCom and the OpenLineage facets; the run itself already succeeded
             self._published = self._lineage_of_this_attempt(context)
         except Exception:

@@ -47,6 +47,8 @@ def test_dags_test_publishes_the_logical_dates_partition_with_airflow_ids(world,
     assert published.num_rows == ROWS_PER_DAY
     assert set(published["run_id"].to_pylist()) == {row["run_id"]}
     assert "record_lineage" in out.stdout + out.stderr
+    # no warm driver answered (af_env): each scoring task said so once and spark-submitted
+    assert (out.stdout + out.stderr).count("lakescore driver not used (no driver at") == 2
     # The score task reused the validate task's outcome: no suite run, no Spark job for it,
     # no cached partition, so it read the files with the fast reader.
     details = json.loads(row["details"])

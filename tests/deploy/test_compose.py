@@ -38,6 +38,7 @@ EXPECTED_SERVICES = (
     "mlflow",
     "object-store",
     "object-store-init",
+    "driver",
 )
 # Host port of each UI (all on 127.0.0.1).
 EXPECTED_UI_PORTS = {"api-server": 8080, "spark-master": 8081, "mlflow": 5000, "object-store": 9001}
@@ -429,7 +430,7 @@ def test_published_ports_are_unique_and_loopback_only(services):
 
 
 def test_healthchecks_probe_ports_the_services_listen_on(services):
-    for name in ("postgres", "api-server", "scheduler", "spark-master", "mlflow"):
+    for name in ("postgres", "api-server", "scheduler", "spark-master", "mlflow", "driver"):
         assert services[name].get("healthcheck"), f"{name} has no healthcheck"
     for name, service in services.items():
         words = tokens((service.get("healthcheck") or {}).get("test"))
@@ -549,8 +550,14 @@ def test_env_file_stays_out_of_git_and_out_of_the_image():
 def test_lakescore_env_vars_are_ones_the_config_reads(services):
     reads = platform_refs()
     # LAKESCORE_CONF picks the config folder itself (lakescore.config.default_conf_dir).
-    if '"LAKESCORE_CONF"' in (REPO / "jobs" / "lakescore" / "config.py").read_text():
-        reads.add("LAKESCORE_CONF")
+    config_py = (REPO / "jobs" / "lakescore" / "config.py").read_text()
+    for name in ("LAKESCORE_CONF", "LAKESCORE_DRIVER_URL"):  # read by config.py itself
+        if f'"{name}"' in config_py:
+            reads.add(name)
+    # the driver's token: never in the file, which names the variable it comes from
+    platform = yaml.safe_load(PLATFORM_YAML.read_text())
+    if token_env := (platform.get("driver") or {}).get("token_env"):
+        reads.add(token_env)
     set_somewhere = set()
     for name, service in services.items():
         for key in env_of(service):
@@ -590,10 +597,11 @@ def test_airflow_spark_master_is_the_compose_spark_master(services):
 
 
 def test_spark_hosts_are_resolvable_service_names(services):
-    # Executors connect back to the driver (the scheduler runs every task); workers and the
-    # master advertise themselves by hostname.
+    # Executors connect back to their Spark driver (the warm driver, or the scheduler where a
+    # task falls back to spark-submit); workers and the master advertise themselves by hostname.
     spark_nodes = {
         "scheduler",
+        "driver",
         "spark-master",
         *services_running(services, "org.apache.spark.deploy.worker.Worker"),
     }

@@ -104,10 +104,11 @@ def local_airflow(conf: Path, root: Path) -> Iterator[LocalAirflow]:
     component is healthy and the admin has a token; stops every process it started."""
     home = (root / "home").resolve()
     log = root / "lakescore_airflow.log"
-    port, worker_logs_port, trigger_logs_port = free_ports(3)
+    port, worker_logs_port, trigger_logs_port, driver_port = free_ports(4)
     base_url = f"http://127.0.0.1:{port}"
     command = [str(BIN / "lakescore"), "--conf", str(conf), "airflow"]
-    command += ["--home", str(home), "--port", str(port)]
+    # the warm driver it starts too, on a port no other local Airflow's driver holds
+    command += ["--home", str(home), "--port", str(port), "--driver-port", str(driver_port)]
     env = {
         **os.environ,
         "LAKESCORE_CONF": str(conf),

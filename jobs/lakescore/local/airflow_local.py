@@ -1,6 +1,7 @@
 """A local Airflow for lakescore: the environment its processes need, and the one-time setup.
 
-Used by ``lakescore airflow`` (``make airflow``: ``airflow standalone`` on SQLite), by
+Used by ``lakescore airflow`` (``make airflow``: ``airflow standalone`` on SQLite, next to a
+warm driver its tasks use, see :func:`start_local_driver`), by
 ``make demo`` (``airflow dags test``) and by the integration tests (scheduler + dag-processor
 on PostgreSQL). One place decides where DAGs, plugins and config come from.
 """
@@ -12,8 +13,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakescore.config import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from lakescore.driver.process import DriverProcess
 
 REPO = PROJECT_ROOT
 
@@ -95,3 +100,39 @@ def admin_password(home: str | Path) -> str | None:
     if not file.is_file():
         return None
     return json.loads(file.read_text()).get("admin")
+
+
+def start_local_driver(
+    env: dict[str, str], home: str | Path, port: int | None = None
+) -> DriverProcess:
+    """Start ``lakescore driver`` for a local Airflow (log: ``<home>/driver.log``) and point
+    its tasks at it (``LAKESCORE_DRIVER_URL`` in ``env``). It warms up while Airflow starts;
+    tasks spark-submit until it answers (see :func:`wait_for_local_driver`)."""
+    from lakescore.driver.process import start_driver
+
+    driver = start_driver(
+        env["LAKESCORE_CONF"], port=port, env=env, log_file=Path(home) / "driver.log", wait=False
+    )
+    env["LAKESCORE_DRIVER_URL"] = driver.url
+    return driver
+
+
+def wait_for_local_driver(driver: DriverProcess, timeout: float = 240.0) -> bool:
+    """Wait until the driver answers and say so in one line (or why it did not start)."""
+    from lakescore.terminal import console
+
+    try:
+        driver.wait_ready(timeout)
+    except RuntimeError as exc:
+        console().print(
+            f"[yellow]no warm driver[/] ({str(exc).splitlines()[0]}; see {driver.log_file}): "
+            "Airflow tasks spark-submit",
+            soft_wrap=True,
+        )
+        return False
+    console().print(
+        f"warm driver ready on {driver.url} (log {driver.log_file}): Airflow's scoring tasks "
+        "use it",
+        soft_wrap=True,
+    )
+    return True

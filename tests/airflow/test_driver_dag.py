@@ -1,0 +1,65 @@
+"""`airflow dags test` of the scoring DAG with a warm driver configured: the validate and score
+tasks run in the driver's Spark application (no spark-submit), their progress is in the task
+log, and the lineage rows carry the tasks' Airflow ids, exactly as through spark-submit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from lakescore.lakehouse import tables
+from lakescore.local.airflow_local import airflow_bin, airflow_env, prepare
+from tests.conftest import DAYS, ROWS_PER_DAY, lineage_rows
+
+pytestmark = pytest.mark.integration
+
+
+def test_dags_test_runs_the_scoring_tasks_on_the_warm_driver(world, warm_driver, tmp_path):
+    env = airflow_env(
+        tmp_path / "airflow_home",
+        conf_dir=world.conf_dir,
+        extra={
+            "LAKESCORE_DEADLINES": "off",  # apache/airflow#73428, see factory.py
+            "LAKESCORE_DRIVER_URL": warm_driver.url,
+            "LAKESCORE_DRIVER_TOKEN": warm_driver.token,
+        },
+    )
+    prepare(env)
+    app_id = warm_driver.client().health()["spark_app_id"]
+    out = subprocess.run(
+        [airflow_bin(), "dags", "test", "score_churn", DAYS[2].isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    logs = out.stdout + out.stderr
+    assert out.returncode == 0, logs[-4000:]
+    assert "lakescore driver not used" not in logs
+    assert logs.count(f"lakescore driver at {warm_driver.url}") == 2  # validate + score
+    assert "driver: [validate] passed" in logs and "driver: [publish]" in logs
+
+    rows = [
+        r
+        for r in lineage_rows(world, ds=DAYS[2], job="churn")
+        if r["airflow_dag_id"] == "score_churn" and r["spark_app_id"] == app_id
+    ]
+    validate, score = (
+        [r for r in rows if r["action"] == action][-1] for action in ("validate", "score")
+    )
+    assert validate["airflow_run_id"] == score["airflow_run_id"]
+    assert score["airflow_run_id"].startswith("manual__")
+    assert (validate["airflow_task_id"], score["airflow_task_id"]) == (
+        "validate_partition",
+        "score_and_publish",
+    )
+    assert score["status"] == "succeeded" and score["airflow_try_number"] == 1
+    assert json.loads(score["details"])["validated_by"] == validate["run_id"]
+    published = tables.read_table(
+        world.job().output.table, partition_column="ds", start=DAYS[2], end=DAYS[2]
+    )
+    assert published.num_rows == ROWS_PER_DAY
+    assert set(published["run_id"].to_pylist()) == {score["run_id"]}
+    assert "record_lineage" in logs
