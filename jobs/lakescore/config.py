@@ -229,19 +229,20 @@ class AirflowPlatformSpec(_Strict):
 
 #: Overrides ``driver.host``/``driver.port`` for callers (``http://driver:8790``), or ``off``.
 DRIVER_URL_ENV = "LAKESCORE_DRIVER_URL"
+#: The driver's bearer token (for it and its callers): only ever in the environment.
+DRIVER_TOKEN_ENV = "LAKESCORE_DRIVER_TOKEN"
 
 
 class DriverSpec(_Strict):
     """The warm driver (``lakescore driver``): one long-lived process holding a Spark session
     (and MLflow, Great Expectations imported) that serves Airflow's validate/score tasks over
     HTTP. Tasks use it when it answers and fall back to spark-submit when it does not. The
-    bearer token is read from the environment variable named by ``token_env``, never from a
-    config file; off loopback the driver refuses to start without one."""
+    bearer token is read from ``$LAKESCORE_DRIVER_TOKEN``, never from a config file; off
+    loopback the driver refuses to start without one."""
 
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8790, ge=1, le=65535)
-    token_env: str = Field(default="LAKESCORE_DRIVER_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # Seconds a task waits for the driver's /health answer before falling back.
     health_timeout_s: float = Field(default=3.0, gt=0, le=60)
     # While a run is queued or silent, the driver sends a line this often (a caller that went
@@ -262,7 +263,7 @@ class DriverSpec(_Strict):
         return f"http://{host}:{self.port}"
 
     def token(self) -> str | None:
-        return os.environ.get(self.token_env) or None
+        return os.environ.get(DRIVER_TOKEN_ENV) or None
 
 
 class CostSpec(_Strict):

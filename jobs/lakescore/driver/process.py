@@ -91,7 +91,7 @@ def start_driver(
 ) -> DriverProcess:
     """Start ``lakescore driver`` in its own process group (output to ``log_file``, else
     inherited) and, with ``wait``, return once it answers ``/health``."""
-    from lakescore.config import load_platform
+    from lakescore.config import DRIVER_TOKEN_ENV, load_platform
 
     environ = dict(os.environ if env is None else env)
     platform = load_platform(conf_dir)
@@ -119,7 +119,7 @@ def start_driver(
         process,
         f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}",
         log_file,
-        environ.get(platform.driver.token_env) or None,
+        environ.get(DRIVER_TOKEN_ENV) or None,
     )
     if wait:
         try:

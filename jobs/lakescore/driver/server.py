@@ -36,7 +36,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import StreamingResponse
 
 from lakescore.config import PlatformConfig, ScoringJob, load_job, load_platform
@@ -465,14 +465,14 @@ class RunStream(StreamingResponse):
 def create_app(driver: WarmDriver, token: str | None) -> FastAPI:
     """The HTTP API of ``driver``; ``POST /run`` needs ``Authorization: Bearer <token>``
     when a token is set (``/health`` tells nothing secret and stays open for probes)."""
-    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(title="lakescore driver", docs_url=None, redoc_url=None, openapi_url=None)
     heartbeat_s = driver.platform.driver.heartbeat_s
 
-    def authorised(request: Request) -> None:
+    def authorised(request: Request) -> None:  # (annotations resolve in this module's globals)
         if token is None:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -553,8 +553,8 @@ def serve(
     token = spec.token()
     if token is None and not _is_loopback(host):
         raise BadInputError(
-            f"the driver would listen on {host} without a token: set ${spec.token_env} (for "
-            "it and its callers), or listen on 127.0.0.1",
+            f"the driver would listen on {host} without a token: set $LAKESCORE_DRIVER_TOKEN "
+            "(for it and its callers), or listen on 127.0.0.1",
             key="driver.host",
         )
     sock = _bind(host, port)
