@@ -17,6 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_dags_test_runs_the_scoring_tasks_on_the_warm_driver(world, warm_driver, tmp_path):
+    # a job of its own (a copy of churn's features), so no other test's rows are in the way
+    world.variant_job("drv_flow", lambda table: table, "airflow: {retries: 0}\n")
     env = airflow_env(
         tmp_path / "airflow_home",
         conf_dir=world.conf_dir,
@@ -29,7 +31,7 @@ def test_dags_test_runs_the_scoring_tasks_on_the_warm_driver(world, warm_driver,
     prepare(env)
     app_id = warm_driver.client().health()["spark_app_id"]
     out = subprocess.run(
-        [airflow_bin(), "dags", "test", "score_churn", DAYS[2].isoformat()],
+        [airflow_bin(), "dags", "test", "score_drv_flow", DAYS[2].isoformat()],
         env=env,
         capture_output=True,
         text=True,
@@ -43,8 +45,8 @@ def test_dags_test_runs_the_scoring_tasks_on_the_warm_driver(world, warm_driver,
 
     rows = [
         r
-        for r in lineage_rows(world, ds=DAYS[2], job="churn")
-        if r["airflow_dag_id"] == "score_churn" and r["spark_app_id"] == app_id
+        for r in lineage_rows(world, ds=DAYS[2], job="drv_flow")
+        if r["airflow_dag_id"] == "score_drv_flow" and r["spark_app_id"] == app_id
     ]
     validate, score = (
         [r for r in rows if r["action"] == action][-1] for action in ("validate", "score")
@@ -58,7 +60,7 @@ def test_dags_test_runs_the_scoring_tasks_on_the_warm_driver(world, warm_driver,
     assert score["status"] == "succeeded" and score["airflow_try_number"] == 1
     assert json.loads(score["details"])["validated_by"] == validate["run_id"]
     published = tables.read_table(
-        world.job().output.table, partition_column="ds", start=DAYS[2], end=DAYS[2]
+        world.job("drv_flow").output.table, partition_column="ds", start=DAYS[2], end=DAYS[2]
     )
     assert published.num_rows == ROWS_PER_DAY
     assert set(published["run_id"].to_pylist()) == {score["run_id"]}

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def _ids(run: str, task: str) -> TaskIds:
-    return TaskIds(dag_id="score_churn", run_id=run, task_id=task, try_number=1)
+    return TaskIds(dag_id="score_drv", run_id=run, task_id=task, try_number=1)
 
 
 def test_health_and_refusals_that_send_callers_back_to_spark_submit(world: World, warm_driver):
@@ -74,12 +74,13 @@ def test_bad_input_exits_2_with_one_line_and_nothing_published(world: World, war
 def test_validate_then_score_reuses_the_validation_in_one_spark_application(
     world: World, warm_driver
 ):
+    world.variant_job("drv_good", lambda table: table)  # churn's features, its own tables
     client = warm_driver.client()
     app_id = client.health()["spark_app_id"]
     events: list[dict] = []
     validated = client.run(
         RunBody(
-            job="churn",
+            job="drv_good",
             step="validate",
             ds=DAYS[0].isoformat(),
             conf_dir=str(world.conf_dir),
@@ -95,7 +96,7 @@ def test_validate_then_score_reuses_the_validation_in_one_spark_application(
 
     scored = client.run(
         RunBody(
-            job="churn",
+            job="drv_good",
             ds=DAYS[0].isoformat(),
             input_version=input_version,
             validated=True,
@@ -106,26 +107,26 @@ def test_validate_then_score_reuses_the_validation_in_one_spark_application(
     assert scored.result["rows"] == ROWS_PER_DAY
 
     v_row, s_row = (
-        lineage_rows(world, job="churn", airflow_run_id="manual__drv1", action=action)[-1]
+        lineage_rows(world, job="drv_good", airflow_run_id="manual__drv1", action=action)[-1]
         for action in ("validate", "score")
     )
     assert (v_row["airflow_task_id"], s_row["airflow_task_id"]) == (
         "validate_partition",
         "score_and_publish",
     )
-    assert {v_row["airflow_dag_id"], s_row["airflow_dag_id"]} == {"score_churn"}
+    assert {v_row["airflow_dag_id"], s_row["airflow_dag_id"]} == {"score_drv"}
     assert s_row["airflow_try_number"] == 1 and s_row["run_id"] == scored.run_id
     details = json.loads(s_row["details"])
     assert details["validated_by"] == v_row["run_id"]  # no second Great Expectations run
     assert details["validation"]["spark_jobs"] == 0
     assert s_row["input_version"] == input_version
 
-    second = client.run(RunBody(job="churn", ds=DAYS[1].isoformat(), airflow=_ids("m2", "s")))
+    second = client.run(RunBody(job="drv_good", ds=DAYS[1].isoformat(), airflow=_ids("m2", "s")))
     assert second.exit_code == 0, second.error
     rows = [lineage_rows(world, run_id=r)[-1] for r in (scored.run_id, second.run_id)]
     assert {r["spark_app_id"] for r in rows} == {v_row["spark_app_id"]} == {app_id}
     published = tables.read_table(
-        world.job().output.table, partition_column="ds", start=DAYS[0], end=DAYS[1]
+        world.job("drv_good").output.table, partition_column="ds", start=DAYS[0], end=DAYS[1]
     )
     by_day = {d: set() for d in DAYS[:2]}
     for day, run in zip(published["ds"].to_pylist(), published["run_id"].to_pylist(), strict=True):
