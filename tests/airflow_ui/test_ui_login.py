@@ -23,6 +23,7 @@ from tests.support.local_airflow import (
     post_json,
     wait_for_dag,
 )
+from tests.support.processes import wait_until
 
 # A safety net over the bounded waits below (signal method: fixture teardown still runs).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
@@ -55,6 +56,21 @@ def test_cli_prints_url_and_login(airflow: LocalAirflow):
     port = airflow.base_url.rsplit(":", 1)[1]
     assert f"http://localhost:{port}" in out, airflow.log_tail()
     assert f"login admin / {airflow.password}" in out, airflow.log_tail()
+
+
+def test_the_warm_driver_starts_next_to_airflow(airflow: LocalAirflow):
+    """``lakescore airflow`` starts ``lakescore driver`` too (its tasks' LAKESCORE_DRIVER_URL);
+    the fixture's teardown checks that it stops with Airflow (no process of the home left)."""
+    line = wait_until(
+        lambda: next(
+            (x for x in airflow.log.read_text(errors="replace").splitlines() if "warm driver" in x),
+            None,
+        ),
+        240,
+        "the warm driver's line",
+        details=airflow.log_tail,
+    )
+    assert "warm driver ready on http://127.0.0.1:" in line, airflow.log_tail()
 
 
 def test_rest_api_refuses_anonymous_requests(airflow: LocalAirflow):
