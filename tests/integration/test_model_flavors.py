@@ -244,10 +244,10 @@ def registry(world: World) -> Registry:
     return Registry(world, data, models)
 
 
-def _partition(uri: str, day: date) -> pd.DataFrame:
-    """Partition ``day`` of a table (delta-rs), by customer id."""
+def _partition(uri: str, day: date, key: str = "customer_id") -> pd.DataFrame:
+    """Partition ``day`` of a table (delta-rs), sorted by ``key``."""
     rows = tables.read_table(uri, partition_column="ds", start=day, end=day)
-    return rows.to_pandas().sort_values("customer_id").reset_index(drop=True)
+    return rows.to_pandas().sort_values(key).reset_index(drop=True)
 
 
 def _published(world: World, job_name: str) -> pd.DataFrame:
@@ -658,3 +658,74 @@ def test_requirements_warn_scores_and_says_which_package_and_versions(registry):
     np.testing.assert_allclose(
         got.score.to_numpy(), model.predict_proba(data[NUMERIC])[:, 1], rtol=0, atol=1e-9
     )
+
+
+def test_a_cloudpickled_pipeline_over_nullable_ints_timestamps_and_booleans(registry, spark):
+    """A scikit-learn Pipeline saved with cloudpickle (what MLflow asks for when skops refuses
+    the training code's own function) whose FunctionTransformer calls a function pickle
+    cannot import (a training script's ``__main__`` function; here a local one), over a table
+    with a nullable integer, a boolean, a UTC timestamp and a string column: the workers get
+    the estimator by value, and the scores equal its own predict_proba."""
+    from deltalake import write_deltalake
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+    world = registry.world
+    rng = np.random.default_rng(3)
+    items = pd.array(rng.integers(1, 12, ROWS), dtype="Int64")
+    items[5:][rng.random(ROWS - 5) < 0.1] = pd.NA  # the input example (5 rows) has none
+    created = pd.Timestamp(DAY, tz="UTC") + pd.to_timedelta(rng.integers(0, 86400, ROWS), "s")
+    table = pd.DataFrame(
+        {
+            "order_id": np.arange(ROWS, dtype=np.int64),
+            "amount": rng.gamma(2.0, 30.0, ROWS),
+            "items": items,
+            "is_member": rng.random(ROWS) < 0.4,
+            "channel": rng.choice(["web", "app", "store"], ROWS),
+            "created_at": created,
+            "ds": DAY,
+        }
+    )
+    write_deltalake(
+        str(world.root / "warehouse" / "features" / "orders"), table, partition_by=["ds"]
+    )
+    # MLflow infers no signature from timezone-aware timestamps: train on naive UTC ones
+    X = table.drop(columns=["order_id", "ds"]).assign(created_at=created.tz_localize(None))
+    y = ((X.amount > 60) ^ X.is_member ^ (X.channel == "app")).astype(int)
+
+    def hour_of_day(frame: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([pd.to_datetime(frame[c]).dt.hour for c in frame.columns])
+
+    prepare = ColumnTransformer(
+        [
+            ("num", SimpleImputer(), ["amount", "items"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["channel"]),
+            ("flag", "passthrough", ["is_member"]),
+            ("time", FunctionTransformer(hour_of_day), ["created_at"]),
+        ]
+    )
+    pipeline = Pipeline([("prep", prepare), ("clf", LogisticRegression(max_iter=500))])
+    model = _log(
+        world,
+        "flavor_orders",
+        "sklearn",
+        pipeline.fit(X, y),
+        X.head(5),
+        serialization_format="cloudpickle",
+    )
+    world.write_job(
+        "orders",
+        "name: orders\n"
+        "model: {name: flavor_orders, alias: champion}\n"
+        "features: {table: features/orders, entity_keys: [order_id]}\n"
+        "output: {table: scores/orders}\n"
+        "validation: {enabled: false}\n",
+    )
+    result = score_partition(world.job("orders"), DAY, platform=world.platform, spark=spark)
+    got = _partition(world.job("orders").output.table, DAY, key="order_id")
+    assert result.rows == ROWS and got.order_id.tolist() == list(range(ROWS))
+    expected = model.predict_proba(X)[:, 1]
+    np.testing.assert_allclose(got.score.to_numpy(), expected, rtol=0, atol=1e-9)

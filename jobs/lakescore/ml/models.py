@@ -231,7 +231,12 @@ def _signature(
     must be named columns."""
     if info.signature is None or info.signature.inputs is None:
         raise BadInputError(
-            f"{where} has no input signature; log it with one", job=job, key="model"
+            f"{where} has no input signature; log it with one: input_example= a pandas "
+            "DataFrame of the feature columns, or signature=mlflow.models.infer_signature(X, "
+            "predictions) (MLflow infers none from an example with timezone-aware timestamps: "
+            "make them naive UTC)",
+            job=job,
+            key="model",
         )
     inputs = tuple((spec.name, _spec_type(spec)) for spec in info.signature.inputs.inputs)
     if any(name is None for name, _ in inputs):
@@ -632,6 +637,35 @@ class ModelScorer:
         if out.ndim == 2:
             out = out[:, self._column if out.shape[1] > 1 else 0]
         return Prediction(out.astype(np.float64, copy=False))
+
+
+class _ByValue:
+    """An estimator pickled with cloudpickle: a model MLflow saved with cloudpickle may hold
+    functions or classes of the training script's ``__main__`` (a ``FunctionTransformer``'s
+    function), which cloudpickle stored by value and plain pickle (a Spark broadcast) cannot
+    take. Unpickling gives the estimator itself."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        from pyspark import cloudpickle
+
+        return cloudpickle.loads, (cloudpickle.dumps(self.estimator),)
+
+
+def shippable_estimator(model_dir: str | Path, estimator: Any) -> Any:
+    """What to broadcast to the workers for a native estimator: the estimator itself, or for
+    a scikit-learn model saved with cloudpickle, the estimator pickled by value (see
+    :class:`_ByValue`); skops and XGBoost / LightGBM models hold importable types only."""
+    import yaml
+
+    try:
+        flavors = (yaml.safe_load((Path(model_dir) / "MLmodel").read_text()) or {})["flavors"]
+        by_value = flavors.get("sklearn", {}).get("serialization_format") == "cloudpickle"
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        by_value = False
+    return _ByValue(estimator) if by_value else estimator
 
 
 def _load_native(model_dir: str, flavor: str) -> Any:

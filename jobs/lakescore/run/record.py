@@ -26,7 +26,9 @@ def finish_record(record: LineageRecord, stages: StageTimer, platform: PlatformC
         record.rows_per_s = record.output_rows / record.duration_s
     if priced := run_cost(record.executor_seconds, record.output_rows, platform.cost):
         record.cost, record.cost_per_1k = priced.cost, priced.cost_per_1k
-    stages.progress.stage("lineage", f"{record.status}: {platform.lineage_table}")
+    stages.progress.stage(
+        "lineage", f"{record.status} attempt recorded in {platform.lineage_table}"
+    )
     append_lineage(platform.lineage_table, [record])
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from lakescore.config import PlatformConfig, ScoringJob
 from lakescore.lakehouse import tables
 from lakescore.ml import shadow as shadow_scoring
-from lakescore.ml.models import ModelScorer, ResolvedModel
+from lakescore.ml.models import ModelScorer, ResolvedModel, shippable_estimator
 from lakescore.ml.scoring import warm_python_workers
 from lakescore.run.context import RunContext
 from lakescore.run.resolve import RunModels
@@ -121,7 +121,9 @@ def ship_model(
     if scorer.native_estimator is not None:
         key = (sc.applicationId, str(model_dir))
         if key not in _ESTIMATOR_BROADCASTS:
-            _ESTIMATOR_BROADCASTS[key] = sc.broadcast(scorer.native_estimator)
+            _ESTIMATOR_BROADCASTS[key] = sc.broadcast(
+                shippable_estimator(model_dir, scorer.native_estimator)
+            )
         return None, _ESTIMATOR_BROADCASTS[key]
     return _ship_model_archive(spark, model_dir, model), None
 
