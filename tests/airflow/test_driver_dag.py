@@ -65,3 +65,45 @@ def test_dags_test_runs_the_scoring_tasks_on_the_warm_driver(world, warm_driver,
     assert published.num_rows == ROWS_PER_DAY
     assert set(published["run_id"].to_pylist()) == {score["run_id"]}
     assert "record_lineage" in logs
+
+
+def test_the_driver_request_carries_the_spark_submit_arguments_and_the_task_ids(world):
+    """What each scoring operator would hand spark-submit, it hands the driver (rendered
+    arguments, the platform's conf folder, the task's profile and Airflow ids)."""
+    from types import SimpleNamespace
+
+    from lakescore_airflow.operators import ScorePartitionOperator, ScoreRangeOperator
+
+    context = {"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", try_number=2)}
+    common = {"job_name": "churn", "model_version": "3", "profile": "local", "conn_prefix": "c_"}
+    score = ScorePartitionOperator(
+        task_id="score", ds="2026-11-20", input_version="7", shadow="off", **common
+    )
+    body = score._driver_request(world.platform, context)
+    assert body.model_dump(exclude={"airflow"}) == {
+        "job": "churn",
+        "step": "score",
+        "ds": "2026-11-20",
+        "from_ds": None,
+        "to_ds": None,
+        "model_version": 3,
+        "input_version": 7,
+        "validated": True,
+        "shadow": False,
+        "conf_dir": world.platform.conf_dir,
+        "profile": "local",
+    }
+    assert body.airflow.model_dump() == {
+        "dag_id": "d",
+        "run_id": "r",
+        "task_id": "t",
+        "try_number": 2,
+    }
+    validate = ScorePartitionOperator(task_id="v", step="validate", ds="2026-11-20", **common)
+    body = validate._driver_request(world.platform, context)
+    assert (body.step, body.validated, body.input_version) == ("validate", False, None)
+    chunk = {"from": "2026-11-01", "to": "2026-11-07"}
+    ranged = ScoreRangeOperator(task_id="range", chunk=chunk, **common)._driver_request(
+        world.platform, context
+    )
+    assert (ranged.ds, ranged.from_ds, ranged.to_ds) == (None, "2026-11-01", "2026-11-07")
