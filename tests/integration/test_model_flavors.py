@@ -284,6 +284,44 @@ def _cli(world: World, *args: str) -> Any:
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300, env=env)
 
 
+def _orders(world: World) -> pd.DataFrame:
+    """Feature table ``features/orders`` (partition DAY; written once): a nullable integer
+    with missing values, a boolean, a UTC timestamp and a string column."""
+    from deltalake import write_deltalake
+
+    rng = np.random.default_rng(3)
+    items = pd.array(rng.integers(1, 12, ROWS), dtype="Int64")
+    items[5:][rng.random(ROWS - 5) < 0.1] = pd.NA  # an input example (5 rows) has none
+    created = pd.Timestamp(DAY, tz="UTC") + pd.to_timedelta(rng.integers(0, 86400, ROWS), "s")
+    table = pd.DataFrame(
+        {
+            "order_id": np.arange(ROWS, dtype=np.int64),
+            "amount": rng.gamma(2.0, 30.0, ROWS),
+            "items": items,
+            "is_member": rng.random(ROWS) < 0.4,
+            "channel": rng.choice(["web", "app", "store"], ROWS),
+            "created_at": created,
+            "ds": DAY,
+        }
+    )
+    uri = world.root / "warehouse" / "features" / "orders"
+    if not tables.table_exists(str(uri)):
+        write_deltalake(str(uri), table, partition_by=["ds"])
+    return table
+
+
+def _orders_job(world: World, name: str, model: str) -> None:
+    world.write_job(
+        name,
+        f"name: {name}\n"
+        f"model: {{name: {model}, alias: champion}}\n"
+        "features: {table: features/orders, entity_keys: [order_id]}\n"
+        f"output: {{table: scores/{name}}}\n"
+        "audit: {score_min: -1000, score_max: 100000}\n"
+        "validation: {enabled: false}\n",
+    )
+
+
 def _score(registry: Registry, spark: Any, name: str) -> pd.DataFrame:
     world = registry.world
     result = score_partition(world.job(name), DAY, platform=world.platform, spark=spark)
@@ -666,7 +704,6 @@ def test_a_cloudpickled_pipeline_over_nullable_ints_timestamps_and_booleans(regi
     cannot import (a training script's ``__main__`` function; here a local one), over a table
     with a nullable integer, a boolean, a UTC timestamp and a string column: the workers get
     the estimator by value, and the scores equal its own predict_proba."""
-    from deltalake import write_deltalake
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -674,26 +711,10 @@ def test_a_cloudpickled_pipeline_over_nullable_ints_timestamps_and_booleans(regi
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
     world = registry.world
-    rng = np.random.default_rng(3)
-    items = pd.array(rng.integers(1, 12, ROWS), dtype="Int64")
-    items[5:][rng.random(ROWS - 5) < 0.1] = pd.NA  # the input example (5 rows) has none
-    created = pd.Timestamp(DAY, tz="UTC") + pd.to_timedelta(rng.integers(0, 86400, ROWS), "s")
-    table = pd.DataFrame(
-        {
-            "order_id": np.arange(ROWS, dtype=np.int64),
-            "amount": rng.gamma(2.0, 30.0, ROWS),
-            "items": items,
-            "is_member": rng.random(ROWS) < 0.4,
-            "channel": rng.choice(["web", "app", "store"], ROWS),
-            "created_at": created,
-            "ds": DAY,
-        }
-    )
-    write_deltalake(
-        str(world.root / "warehouse" / "features" / "orders"), table, partition_by=["ds"]
-    )
+    table = _orders(world)
     # MLflow infers no signature from timezone-aware timestamps: train on naive UTC ones
-    X = table.drop(columns=["order_id", "ds"]).assign(created_at=created.tz_localize(None))
+    X = table.drop(columns=["order_id", "ds"])
+    X = X.assign(created_at=X.created_at.dt.tz_localize(None))
     y = ((X.amount > 60) ^ X.is_member ^ (X.channel == "app")).astype(int)
 
     def hour_of_day(frame: pd.DataFrame) -> np.ndarray:
@@ -716,16 +737,46 @@ def test_a_cloudpickled_pipeline_over_nullable_ints_timestamps_and_booleans(regi
         X.head(5),
         serialization_format="cloudpickle",
     )
-    world.write_job(
-        "orders",
-        "name: orders\n"
-        "model: {name: flavor_orders, alias: champion}\n"
-        "features: {table: features/orders, entity_keys: [order_id]}\n"
-        "output: {table: scores/orders}\n"
-        "validation: {enabled: false}\n",
-    )
+    _orders_job(world, "orders", "flavor_orders")
     result = score_partition(world.job("orders"), DAY, platform=world.platform, spark=spark)
     got = _partition(world.job("orders").output.table, DAY, key="order_id")
     assert result.rows == ROWS and got.order_id.tolist() == list(range(ROWS))
     expected = model.predict_proba(X)[:, 1]
     np.testing.assert_allclose(got.score.to_numpy(), expected, rtol=0, atol=1e-9)
+
+
+def test_a_pyfunc_with_an_integer_input_is_refused_missing_values_before_spark_work(registry):
+    """MLflow refuses missing values in a pyfunc's integer input in every worker: a partition
+    whose Delta log counts nulls in such a column is refused before any Spark work, naming
+    the column and how to log the model instead."""
+    import mlflow
+
+    class BasketValue(mlflow.pyfunc.PythonModel):
+        def predict(self, context: Any, model_input: pd.DataFrame) -> pd.Series:
+            items = model_input["items"].astype("float64").fillna(0.0)
+            return model_input["amount"] * 1.1 + items * 3
+
+    world = registry.world
+    example = _orders(world)[["amount", "items"]].head(5)  # no missing items: 'long'
+    _register(
+        world,
+        "flavor_basket",
+        lambda n: mlflow.pyfunc.log_model(
+            name="model",
+            python_model=BasketValue(),
+            input_example=example,
+            registered_model_name=n,
+        ),
+    )
+    _orders_job(world, "basket", "flavor_basket")
+    with pytest.raises(BadInputError) as info:
+        score_partition(world.job("basket"), DAY, platform=world.platform)
+    text = str(info.value)
+    missing = int(_orders(world)["items"].isna().sum())
+    assert info.value.exit_code == 2 and "\n" not in text and missing > 100
+    assert "key 'model', column 'items'" in text
+    assert f"{missing} rows of partition ds={DAY} have no value here" in text
+    assert "declares it long: MLflow refuses missing values in an integer input" in text
+    assert not tables.table_exists(world.job("basket").output.table)
+    (row,) = lineage_rows(world, job="basket")
+    assert "spark_start" not in dict(row["stage_seconds"] or [])

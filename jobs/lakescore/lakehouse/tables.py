@@ -231,6 +231,31 @@ def partition_info(
     )
 
 
+def partition_null_counts(
+    uri: str, partition_column: str, ds: date, version: int | None, columns: list[str]
+) -> dict[str, int | None]:
+    """Missing values per column in partition ``ds``, from the Delta log's file statistics
+    (no data file read); None for a column some file has no statistics for."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    actions = pa.table(_delta_table(uri, version).get_add_actions(flatten=True))
+    part_field = f"partition.{partition_column}"
+    if part_field not in actions.column_names:
+        return dict.fromkeys(columns)
+    values = actions[part_field]
+    if pa.types.is_date(values.type):
+        mine = actions.filter(pc.equal(values, pa.scalar(ds, type=values.type)))
+    else:
+        mine = actions.filter(pc.equal(values.cast(pa.string()), ds.isoformat()))
+    out: dict[str, int | None] = {}
+    for column in columns:
+        field = f"null_count.{column}"
+        known = field in mine.column_names and mine[field].null_count == 0
+        out[column] = int(pc.sum(mine[field]).as_py() or 0) if known else None
+    return out
+
+
 def previous_partition_rows(
     uri: str, partition_column: str, ds: date, version: int | None = None
 ) -> tuple[date, int] | None:

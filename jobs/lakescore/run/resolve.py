@@ -122,11 +122,46 @@ def load_models(ctx: RunContext, models: RunModels) -> None:
             ctx.progress.stage("load_model", f"warning: {warning}")
         models.histogram = histogram_range(audit.bounds(models.scorer.task), models.model)
         ctx.progress.stage("load_model", f"{models.model.flavor} model, task {models.scorer.task}")
+        refuse_missing_integers(ctx, models.model, models.scorer)
         check_output_table(ctx, models.model)
         shadow_scoring.load_challengers(
             ctx.platform, ctx.job, models.challengers, models.model.task
         )
         shadow_scoring.check_shadow_table(ctx.job, models.active_challengers, models.model.task)
+
+
+def refuse_missing_integers(ctx: RunContext, model: ResolvedModel, scorer: ModelScorer) -> None:
+    """A pyfunc model's integer inputs take no missing values (MLflow's schema enforcement
+    refuses them in every Python worker): refuse a partition whose Delta log counts nulls in
+    such a column before any Spark work, naming it and how to log the model instead."""
+    from lakescore.ml.models import type_family
+
+    if scorer.native_estimator is not None:  # native models get NaN in a float column
+        return
+    integers = {n: t for n, t in model.inputs if type_family(t) in ("long", "integer")}
+    if not integers or ctx.record.input_version is None:
+        return
+    job = ctx.job
+    counts = tables.partition_null_counts(
+        job.features.table,
+        job.features.partition_column,
+        ctx.day,
+        ctx.record.input_version,
+        list(integers),
+    )
+    for column, nulls in counts.items():
+        if nulls:
+            raise BadInputError(
+                f"{nulls} rows of partition {job.features.partition_column}={ctx.day} have no "
+                f"value here, and model {model.name} version {model.version} "
+                f"({model.flavor}) declares it {integers[column]}: MLflow refuses missing "
+                "values in an integer input. Log the model with this column as double "
+                "(infer its signature from float64 data with missing values)",
+                job=job.name,
+                file=job.features.table,
+                column=column,
+                key="model",
+            )
 
 
 def check_output_table(ctx: RunContext, model: ResolvedModel) -> None:
