@@ -6,9 +6,12 @@ scheduler tests and ``bench/backfill.py`` run against.
   when we are root (PostgreSQL refuses to run as root); removed on exit.
 * :func:`airflow_deployment`: ``airflow db migrate`` + the Spark pool (``prepare``), then the
   four components (api-server, scheduler, dag-processor, triggerer; LocalExecutor), each in
-  its own process group on free ports, waited for until the api-server reports every
-  component healthy and the DAGs asked for are parsed; on exit every process group is
-  stopped (SIGTERM, then SIGKILL) and any process left holding this ``AIRFLOW_HOME`` too.
+  its own process group on free ports, and, with ``driver=True``, the warm driver their
+  validate/score tasks call (``lakescore driver`` on a free port, ``LAKESCORE_DRIVER_URL``);
+  waited for until the api-server reports every component healthy, the driver answers and
+  the DAGs asked for are parsed; on exit every process group is stopped (SIGTERM, then
+  SIGKILL), the driver too, and any process left holding this ``AIRFLOW_HOME``. Without a
+  driver, ``LAKESCORE_DRIVER_URL=off``: the tasks spark-submit whatever else runs here.
 
 ``make airflow`` (``lakescore airflow``) is the other local Airflow: ``airflow standalone``
 on SQLite, for clicking through the UI. This one is for anything concurrent.
@@ -30,10 +33,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from lakescore.local.airflow_local import airflow_bin, airflow_env, prepare
+from lakescore.local.airflow_local import airflow_bin, airflow_env, prepare, start_local_driver
 from lakescore.local.processes import free_port, free_ports, stop_groups, wait_until
+
+if TYPE_CHECKING:
+    from lakescore.driver.process import DriverProcess
 
 PG_BIN = Path(os.environ.get("LAKESCORE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -137,6 +143,7 @@ class AirflowDeployment:
     base_url: str
     logs: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
+    driver: DriverProcess | None = None
     # Filled on exit: the process groups / pids that survived SIGKILL (should stay empty).
     survivors: list[str] = field(default_factory=list)
 
@@ -195,9 +202,11 @@ class AirflowDeployment:
         )
 
     def stop(self) -> list[str]:
-        """Stop every component's process group, then any process still holding this
-        ``AIRFLOW_HOME``; returns what survived SIGKILL."""
+        """Stop every component's process group, the driver, then any process still holding
+        this ``AIRFLOW_HOME``; returns what survived SIGKILL."""
         self.survivors = [f"pgid {g}" for g in stop_groups(self.processes, timeout=STOP_TIMEOUT_S)]
+        if self.driver is not None and self.driver.stop(timeout=STOP_TIMEOUT_S) is None:
+            self.survivors.append(f"driver pgid {self.driver.process.pid}")
         stragglers = _processes_of(self.home)
         for process in stragglers:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -263,6 +272,9 @@ def deployment_env(
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "900",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        # No driver unless one is started for this deployment (a driver of another local
+        # Airflow may answer on the default port: it would refuse our conf, but stay out).
+        "LAKESCORE_DRIVER_URL": "off",
         **(extra or {}),
     }
     return airflow_env(home, conf_dir=conf_dir, db_url=db_url, extra=settings), base_url
@@ -277,12 +289,14 @@ def airflow_deployment(
     extra_env: dict[str, str] | None = None,
     dags: Sequence[str] = (),
     components: Sequence[str] = COMPONENTS,
+    driver: bool = False,
     start_timeout: float = START_TIMEOUT_S,
 ) -> Iterator[AirflowDeployment]:
     """Airflow's components on PostgreSQL (``db_url``, else a :func:`local_postgres` of its
-    own) with the lakescore DAGs of ``conf_dir``, rooted at ``home``; yields once every
-    component is healthy and ``dags`` are parsed; stops everything on exit (what survived is
-    in ``deployment.survivors``)."""
+    own) with the lakescore DAGs of ``conf_dir``, rooted at ``home``, and with ``driver`` the
+    warm driver the tasks call; yields once every component is healthy, the driver answers
+    and ``dags`` are parsed; stops everything on exit (what survived is in
+    ``deployment.survivors``)."""
     home = Path(home).resolve()
     with contextlib.ExitStack() as stack:
         if db_url is None:
@@ -293,10 +307,14 @@ def airflow_deployment(
         logs.mkdir(parents=True, exist_ok=True)
         deployment = AirflowDeployment(home, env, db_url, base_url, logs)
         try:
+            if driver:  # it warms up (JVM, imports) while Airflow starts
+                deployment.driver = start_local_driver(env, logs, port=free_port())
             for component in components:
                 log = stack.enter_context((logs / f"{component}.log").open("w"))
                 deployment.processes.append(_start(component, env, log))
             _wait_healthy(deployment, start_timeout)
+            if deployment.driver is not None:
+                deployment.driver.wait_ready(start_timeout)
             for dag_id in dags:
                 deployment.wait_for_dag(dag_id, start_timeout)
             yield deployment
