@@ -13,7 +13,7 @@ export LAKESCORE_CONF ?= $(CURDIR)/conf
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 
 demo: install ## install, build the demo world, score it, print where to look (embedded defaults)
 	$(VENV)/bin/lakescore demo
@@ -23,6 +23,9 @@ bench: install ## scoring throughput benchmark, full (2M rows + scaling to 8M; ~
 
 bench-quick: install ## the same benchmark cases on 200,000 rows (a few minutes)
 	$(VENV)/bin/python bench/scoring.py --mode quick
+
+bench-backfill: install system-deps ## backfill + small partitions, Airflow (real scheduler) vs CLI range, validation on: bench/backfill_results.md (ARGS="--days 3 --rows 20000" for a small run)
+	$(VENV)/bin/python bench/backfill.py $(ARGS)
 
 test: install system-deps ## install what tests need and run the whole suite (ruff first)
 	$(VENV)/bin/ruff check .
@@ -91,4 +94,4 @@ clean-demo: ## delete the demo's tables, registry and caches (keeps the installs
 clean: ## delete everything make created
 	rm -rf $(VENV) .tools var
 
-.PHONY: help demo bench bench-quick test airflow lint fmt install lock jars system-deps clean-demo clean
+.PHONY: help demo bench bench-quick bench-backfill test airflow lint fmt install lock jars system-deps clean-demo clean
