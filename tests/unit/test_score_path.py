@@ -12,7 +12,7 @@ from lakescore.run.score_path import PathFacts, ScorePath, decide, files_readabl
 FAST = PathFacts(
     workers_local=True,
     features_local=True,
-    validation_cached=False,
+    validation="reads",
     file_plan_ready=True,
     output_commits_with_delta_rs=True,
     challengers_active=False,
@@ -27,25 +27,52 @@ def test_local_table_local_workers_no_cache_reads_files_and_tasks_write_the_comm
     assert path.writer == "python"
 
 
+@pytest.mark.parametrize("validation", ["none", "reads"])
+def test_the_default_job_validated_or_not_reads_files_and_caches_nothing(validation) -> None:
+    """Policies fail and warn: Great Expectations reads the partition with Spark, the scoring
+    pass reads the files again (OS page cache): no Spark cache for a reader that skips it."""
+    path = decide(replace(FAST, validation=validation))
+    assert (path.reader, path.cache) == ("files", False)
+
+
+def test_quarantine_scores_spark_rows_from_the_partition_validation_cached() -> None:
+    path = decide(replace(FAST, validation="filters"))
+    assert (path.reader, path.cache) == ("spark", True)
+    assert not files_readable(replace(FAST, validation="filters"))
+
+
+@pytest.mark.parametrize(
+    ("change", "cache"),
+    [
+        ({"workers_local": False}, True),  # Spark's reader reads what validation read: keep it
+        ({"file_plan_ready": False}, True),
+        ({"workers_local": False, "validation": "none"}, False),  # nothing read before scoring
+    ],
+)
+def test_the_spark_reader_keeps_the_rows_validation_read(change: dict, cache: bool) -> None:
+    path = decide(replace(FAST, **change))
+    assert (path.reader, path.cache) == ("spark", cache)
+
+
 @pytest.mark.parametrize(
     "change",
     [
         {"workers_local": False},  # a cluster: workers do not see the driver's files
         {"features_local": False},  # a remote feature table
-        {"validation_cached": True},  # validation already holds the partition in Spark
+        {"validation": "filters"},  # quarantine scores the rows Spark's predicates pass
         {"file_plan_ready": False},  # deletion vectors, column mapping, empty partition
     ],
 )
 def test_anything_the_file_reader_lacks_sends_the_read_through_spark(change: dict) -> None:
     path = decide(replace(FAST, **change))
-    assert path.reader == "spark"
+    assert path.reader == "spark" and path.cache  # validation's rows are scored again
     # the publish path does not depend on the reader without challengers
     assert path.publish == "commit" and path.writer == "spark"
 
 
 def test_the_file_reader_is_not_even_planned_when_the_session_or_cache_rules_it_out() -> None:
     assert files_readable(FAST)
-    assert not files_readable(replace(FAST, validation_cached=True))
+    assert not files_readable(replace(FAST, validation="filters"))
     assert not files_readable(replace(FAST, workers_local=False))
 
 
@@ -66,6 +93,8 @@ def test_challengers_need_the_file_reader_and_a_delta_rs_shadow_table_to_commit(
     with_shadow = replace(FAST, challengers_active=True, shadow_commits_with_delta_rs=True)
     assert decide(with_shadow) == ScorePath("files", "commit")
     assert decide(replace(with_shadow, shadow_commits_with_delta_rs=False)).publish == "staging"
-    assert decide(replace(with_shadow, validation_cached=True)) == ScorePath("spark", "staging")
+    assert decide(replace(with_shadow, validation="filters")) == ScorePath(
+        "spark", "staging", cache=True
+    )
     # without challengers, the shadow table's protocol is irrelevant
     assert decide(replace(FAST, shadow_commits_with_delta_rs=False)).publish == "commit"

@@ -12,9 +12,12 @@ great_expectations is imported only here and only when a run validates (it costs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +27,7 @@ from lakescore.errors import BadInputError
 from lakescore.quality.guards import explain_failure
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, SparkSession
 
     from lakescore.ml.models import ResolvedModel
 
@@ -73,6 +76,8 @@ class ValidationOutcome:
     result_json: str | None = None
     data_docs: str | None = None
     rejected_rows: int = 0
+    # seconds per phase of the suite's run (validate_partition); empty when not run here
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         if not self.failures:
@@ -234,6 +239,13 @@ def _suite_rules(path: Path, job: str) -> list[Rule]:
     return rules
 
 
+def import_great_expectations() -> None:
+    """Import Great Expectations (seconds of Python on its first use in a process): a cold
+    run does it while its Spark JVM starts, instead of after."""
+    import great_expectations
+    import great_expectations.expectations  # noqa: F401
+
+
 def validate_partition(
     df: DataFrame,
     rules: list[Rule],
@@ -241,44 +253,50 @@ def validate_partition(
     job: str,
     ds: str,
     report_dir: Path,
+    run_name: str | None = None,
 ) -> ValidationOutcome:
-    """Run the rules as one Great Expectations suite on ``df``; keep JSON + Data Docs."""
-    import great_expectations as gx
+    """Run the rules as one Great Expectations suite on ``df``; keep JSON + Data Docs.
 
+    The process's one Great Expectations context (:func:`great_expectations_session`) runs
+    it; ``df`` is read as it is (not persisted): the caller caches it when the rows are read
+    again. ``seconds`` of the outcome times each phase (import, context, suite, run, samples,
+    docs, result_json)."""
+    phases = _Phases()
     report_dir.mkdir(parents=True, exist_ok=True)
     docs_dir = report_dir / "data_docs"
-    context = _ephemeral_context(docs_dir)
-    source = context.data_sources.add_spark(name=f"{job}_features")
-    asset = source.add_dataframe_asset(name=f"{job}_{ds}")
-    batch = asset.add_batch_definition_whole_dataframe(name="partition")
-    suite = context.suites.add(gx.ExpectationSuite(name=f"lakescore_{job}"))
-    for rule in rules:
-        suite.add_expectation(rule.expectation)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{job}_{ds}", data=batch, suite=suite)
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"{job}_{ds}",
-            validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["lakescore"])],
-            result_format={"result_format": "SUMMARY"},
+    with phases("import"):
+        import great_expectations  # noqa: F401  (seconds on first use in a process)
+    with _GX_LOCK:
+        with phases("context"):
+            session = great_expectations_session(df.sparkSession)
+        validation, index = session.run(
+            df, rules, job=job, ds=ds, run_name=run_name, docs_dir=docs_dir, phases=phases
         )
+    with phases("result_json"):
+        payload = validation.to_json_dict()
+        result_json = report_dir / "validation.json"
+        result_json.write_text(json.dumps(payload, indent=1, default=str))
+    failures = _failures(validation, rules, job=job, ds=ds)
+    return ValidationOutcome(
+        status="passed" if not failures else "failed",
+        evaluated=len(validation.results),
+        failed=len(failures),
+        failures=failures,
+        report_dir=str(report_dir),
+        result_json=str(result_json),
+        data_docs=str(index) if index.exists() else None,
+        seconds=phases.seconds,
     )
-    result = checkpoint.run(batch_parameters={"dataframe": df})
-    (validation,) = result.run_results.values()
-    payload = validation.to_json_dict()
-    result_json = report_dir / "validation.json"
-    result_json.write_text(json.dumps(payload, indent=1, default=str))
-    by_config = {id(r.expectation): r for r in rules}
+
+
+def _failures(validation: Any, rules: list[Rule], *, job: str, ds: str) -> list[dict[str, Any]]:
+    """The failed expectations of a suite result, named by their rules."""
     failures = []
-    evaluated = 0
     for item in validation.results:
-        evaluated += 1
         if item.success:
             continue
         config = item.expectation_config
-        rule = _match_rule(rules, config, by_config)
+        rule = _match_rule(rules, config)
         res = item.result or {}
         exception = _exception_text(item.exception_info)
         if exception and (unreadable := explain_failure(exception)) is not None:
@@ -296,39 +314,159 @@ def validate_partition(
                 "exception": exception.strip().splitlines()[0][:500] if exception else None,
             }
         )
-    index = docs_dir / "index.html"
-    return ValidationOutcome(
-        status="passed" if not failures else "failed",
-        evaluated=evaluated,
-        failed=len(failures),
-        failures=failures,
-        report_dir=str(report_dir),
-        result_json=str(result_json),
-        data_docs=str(index) if index.exists() else None,
-    )
+    return failures
 
 
-def _ephemeral_context(docs_dir: Path) -> Any:
-    """A Great Expectations context that keeps nothing but its Data Docs site (``lakescore``,
-    under ``docs_dir``) and draws no progress bars (lakescore reports its own progress; GE's
-    tqdm bars would flood the task logs)."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+class _Phases:
+    """Seconds per named phase, summed."""
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    context.add_data_docs_site(
-        site_name="lakescore",
-        site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(docs_dir),
-            },
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+_SITE = "lakescore"
+# One run at a time uses the shared context: Great Expectations' stores are not thread-safe.
+_GX_LOCK = threading.RLock()
+_SESSION: GreatExpectationsSession | None = None
+
+
+def great_expectations_session(spark: SparkSession) -> GreatExpectationsSession:
+    """The process's Great Expectations context for ``spark`` (built on first use, rebuilt
+    when the process moves to another Spark session)."""
+    global _SESSION
+    with _GX_LOCK:
+        if _SESSION is None or _SESSION.spark is not spark:
+            _SESSION = GreatExpectationsSession(spark)
+        return _SESSION
+
+
+class GreatExpectationsSession:
+    """One ephemeral Great Expectations context per process, reused by every partition it
+    validates (a range run, a warm driver): its Spark data source, one dataframe asset per
+    job and the Data Docs site are built once. Each run adds its own suite (the rules differ
+    by partition: the row-count band) and validation definition, and removes them and its
+    result afterwards, so nothing of one partition leaks into the next one's result or docs.
+
+    The data source does not persist the batch DataFrame (Great Expectations' default would
+    cache the whole partition and never release it): each metric bundle reads only its
+    columns, and a caller that reads the rows again caches them itself."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.spark = spark
+        self._gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        # lakescore reports its own progress; GE's tqdm bars would flood the task logs
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.context.add_data_docs_site(site_name=_SITE, site_config=_site_config(Path(".")))
+        self._source = self.context.data_sources.add_spark(name="lakescore", persist=False)
+        self._batches: dict[str, Any] = {}
+
+    def _batch_definition(self, job: str) -> Any:
+        if job not in self._batches:
+            asset = self._source.add_dataframe_asset(name=job)
+            self._batches[job] = asset.add_batch_definition_whole_dataframe(name="partition")
+        return self._batches[job]
+
+    def run(
+        self,
+        df: DataFrame,
+        rules: list[Rule],
+        *,
+        job: str,
+        ds: str,
+        run_name: str | None,
+        docs_dir: Path,
+        phases: _Phases,
+    ) -> tuple[Any, Path]:
+        """(the suite's validation result, the Data Docs index under ``docs_dir``)."""
+        gx, context = self._gx, self.context
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+        )
+
+        suite_name, name = f"lakescore_{job}", f"{job}_{ds}"
+        with phases("suite"):
+            self._forget(suite_name, name)  # what a run interrupted mid-way left
+            suite = context.suites.add(
+                gx.ExpectationSuite(name=suite_name, expectations=[r.expectation for r in rules])
+            )
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(name=name, data=self._batch_definition(job), suite=suite)
+            )
+        try:
+            run_id = RunIdentifier(run_name=run_name or name)
+            with phases("run"):
+                validation = definition.run(
+                    batch_parameters={"dataframe": df}, result_format=NO_SAMPLES, run_id=run_id
+                )
+            if _has_unexpected(validation):
+                # Some rows broke a rule: run again for the samples of their values (what
+                # Data Docs and the JSON show); a clean partition never pays for them.
+                for key in context.validation_results_store.list_keys():
+                    context.validation_results_store.remove_key(key)
+                with phases("samples"):
+                    validation = definition.run(
+                        batch_parameters={"dataframe": df}, result_format=SAMPLES, run_id=run_id
+                    )
+            with phases("docs"):
+                context.update_data_docs_site(_SITE, _site_config(docs_dir))
+                context.build_data_docs(
+                    site_names=[_SITE],
+                    resource_identifiers=[
+                        *context.validation_results_store.list_keys(),
+                        ExpectationSuiteIdentifier(name=suite_name),
+                    ],
+                )
+        finally:
+            self._forget(suite_name, name)
+        return validation, docs_dir / "index.html"
+
+    def _forget(self, suite_name: str, name: str) -> None:
+        """Remove a run's result, validation definition and suite from the context."""
+        from great_expectations.exceptions import DataContextError
+
+        context = self.context
+        for key in context.validation_results_store.list_keys():
+            context.validation_results_store.remove_key(key)
+        with contextlib.suppress(DataContextError):  # not there
+            context.validation_definitions.delete(name)
+        with contextlib.suppress(DataContextError):
+            context.suites.delete(suite_name)
+
+
+# Great Expectations' SUMMARY result, with samples of unexpected values (a Spark job per
+# row-level expectation, a shuffle for uniqueness) or without (``limit(0)``: no job).
+SAMPLES: dict[str, Any] = {"result_format": "SUMMARY"}
+NO_SAMPLES: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+
+
+def _has_unexpected(validation: Any) -> bool:
+    """Whether a row-level expectation met unexpected values (failed, or passed ``mostly``)."""
+    return any((item.result or {}).get("unexpected_count") for item in validation.results)
+
+
+def _site_config(docs_dir: Path) -> dict[str, Any]:
+    """The ``lakescore`` Data Docs site, written under ``docs_dir``."""
+    return {
+        "class_name": "SiteBuilder",
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(docs_dir),
         },
-    )
-    return context
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
 
 
 def _exception_text(info: Any) -> str | None:
@@ -346,7 +484,7 @@ def _exception_text(info: Any) -> str | None:
     return "\n".join(texts) or None
 
 
-def _match_rule(rules: list[Rule], config: Any, _by_id: dict[int, Rule]) -> Rule | None:
+def _match_rule(rules: list[Rule], config: Any) -> Rule | None:
     kwargs = {k: v for k, v in (config.kwargs or {}).items() if k not in ("batch_id",)}
     for rule in rules:
         rc = rule.expectation.configuration

@@ -24,6 +24,7 @@ from lakescore.ml import shadow as shadow_scoring
 from lakescore.ml.scoring import ModelSlot, ValueCheck
 from lakescore.ops.recovery import AttemptMarker, fault_point
 from lakescore.quality import guards
+from lakescore.quality.validation import import_great_expectations
 from lakescore.run import audit as audit_
 from lakescore.run import publish as publish_
 from lakescore.run.check import check_partition, fails_when_empty, refuse_empty_partition
@@ -34,10 +35,10 @@ from lakescore.run.record import (
     record_executor_losses,
     recover_abandoned_attempts,
 )
-from lakescore.run.resolve import load_models, resolve_models
+from lakescore.run.resolve import RunModels, load_models, resolve_models
 from lakescore.run.score import ScoringPlan, score_stage
-from lakescore.run.score_path import choose_score_path
-from lakescore.run.session import BackgroundSession, attach_session
+from lakescore.run.score_path import choose_reader, choose_score_path
+from lakescore.run.session import BackgroundSession, ShippedModel, attach_session
 from lakescore.run.validate import validate_partition_stage
 
 if TYPE_CHECKING:
@@ -175,14 +176,18 @@ def run_stages(ctx: RunContext, spark: SparkSession | None = None) -> RunResult:
         models = resolve_models(ctx, partition)
         refuse_empty_partition(ctx, partition)
         load_models(ctx, models)
+        if starting is not None and ctx.job.validation.enabled and not ctx.request.validated:
+            # Seconds of Python the main thread would otherwise spend after the JVM is up.
+            with ctx.stages("validate", "importing Great Expectations while Spark starts"):
+                import_great_expectations()
     except BaseException:
         if starting is not None:
             starting.settle()  # Spark's start-up output comes before the error, not after it
         raise
     spark, shipped = attach_session(ctx, starting, spark, models)
 
-    validated = validate_partition_stage(ctx, spark, partition, models)
     if ctx.request.validate_only:
+        validated = validate_partition_stage(ctx, spark, partition, models)
         validated.source.release()
         return RunResult.of(
             ctx,
@@ -193,22 +198,15 @@ def run_stages(ctx: RunContext, spark: SparkSession | None = None) -> RunResult:
         )
 
     guards.prepare_staging(ctx.staging_dir, job=ctx.job.name)
+    slots = _model_slots(models, shipped)
+    # The reader is chosen before validation: it decides whether validation caches the rows.
+    reader = choose_reader(ctx, spark, partition, models, slots)
+    validated = validate_partition_stage(ctx, spark, partition, models, cache=reader.path.cache)
     schema = tables.table_schema(ctx.job.features.table, partition.version)
     key_fields = [schema.field(k) for k in ctx.job.features.entity_keys]
-    assert models.model_dir is not None
-    slots = [
-        ModelSlot.of(
-            models.model,
-            str(models.model_dir),
-            models.features,
-            shipped_name=shipped.archive,
-            estimator=shipped.estimator,
-        ),
-        *shadow_scoring.slots(models.challengers),
-    ]
     if models.active_challengers:  # in their task's layout before any path writes into it
         shadow_scoring.ensure_shadow_table(spark, ctx.job, key_fields, models.model.task)
-    chosen = choose_score_path(ctx, spark, partition, validated, models, slots, key_fields)
+    chosen = choose_score_path(ctx, spark, reader, models, key_fields)
     plan = ScoringPlan(
         slots=slots,
         # Infinite (and, unless allowed, NaN) feature values are found by the scoring pass
@@ -240,6 +238,21 @@ def run_stages(ctx: RunContext, spark: SparkSession | None = None) -> RunResult:
         input_version=partition.version,
         version=version,
     )
+
+
+def _model_slots(models: RunModels, shipped: ShippedModel) -> list[ModelSlot]:
+    """The champion's slot, then the challengers'."""
+    assert models.model_dir is not None
+    return [
+        ModelSlot.of(
+            models.model,
+            str(models.model_dir),
+            models.features,
+            shipped_name=shipped.archive,
+            estimator=shipped.estimator,
+        ),
+        *shadow_scoring.slots(models.challengers),
+    ]
 
 
 def _record_failure(ctx: RunContext, marker: AttemptMarker, exc: Exception) -> NoReturn:

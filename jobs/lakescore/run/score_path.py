@@ -5,9 +5,17 @@ Two readers:
 * ``files``: each Python task reads Parquet files the Delta log lists with pyarrow
   (:mod:`lakescore.ml.file_scoring`), skipping Spark's JVM -> Arrow path (2-5x faster score
   stage in ``bench/scoring.py``). Needs workers that see the driver's files (local mode), a
-  local feature table or one on object storage (pyarrow's S3 filesystem), a plan the log allows (no deletion vectors or column mapping, a
-  non-empty partition), and a partition not already cached in Spark by validation.
+  local feature table or one on object storage (pyarrow's S3 filesystem), a plan the log
+  allows (no deletion vectors or column mapping, a non-empty partition), and no quarantine
+  (policy ``quarantine`` scores the rows that pass the rules' Spark predicates, so it scores
+  Spark's rows).
 * ``spark``: Spark's Delta reader, everywhere else.
+
+Validation (policies ``fail`` and ``warn``) reads the partition with Spark either way: Great
+Expectations' metrics read only the columns they need. With the ``files`` reader nothing is
+cached for the scoring pass (its second read of the files comes from the OS page cache:
+``bench/validation_cost.py`` measures both); with the ``spark`` reader validation persists
+the partition so the scoring pass does not read it again (on a cluster that read is remote).
 
 Two publish paths:
 
@@ -24,8 +32,9 @@ Two publish paths:
 The writer follows: with ``files`` and ``commit`` the Python tasks write the published files
 themselves (``python``); otherwise Spark writes them.
 
-:func:`decide` is the policy as a pure function of :class:`PathFacts`;
-:func:`choose_score_path` gathers the facts of a run.
+:func:`decide` is the policy as a pure function of :class:`PathFacts`; :func:`choose_reader`
+gathers the reader's facts before validation (which caches or not by its decision) and
+:func:`choose_score_path` the publish facts after it.
 """
 
 from __future__ import annotations
@@ -40,7 +49,6 @@ from lakescore.ml.file_scoring import PartitionRead, plan_partition_read
 from lakescore.run.check import CheckedPartition
 from lakescore.run.context import RunContext
 from lakescore.run.resolve import RunModels
-from lakescore.run.validate import ValidatedInput
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -55,7 +63,11 @@ class PathFacts:
     workers_local: bool  # Spark's master is local: tasks see the driver's files
     # the feature table is on a local filesystem, or on object storage pyarrow reads
     features_local: bool
-    validation_cached: bool  # validation read the partition into Spark (or split rejects)
+    # how validation meets the partition's rows in this run: "none" (off, only validating,
+    # or an earlier attempt's outcome reused), "reads" (Great Expectations reads them:
+    # policies fail and warn), "filters" (quarantine: the rows scored are those that pass
+    # the rules' Spark predicates)
+    validation: Literal["none", "reads", "filters"]
     file_plan_ready: bool  # the log's files can be read by pyarrow (see module docstring)
     output_commits_with_delta_rs: bool
     challengers_active: bool
@@ -71,6 +83,8 @@ class ScorePath:
     reader: Literal["files", "spark"]
     publish: Literal["commit", "staging"]
     tasks_write: bool = True  # the Python tasks may write the published files themselves
+    # validation persists the partition in Spark: the scoring pass reads those rows again
+    cache: bool = False
 
     @property
     def writer(self) -> Literal["python", "spark"]:
@@ -80,13 +94,16 @@ class ScorePath:
 
 def files_readable(facts: PathFacts) -> bool:
     """Whether the ``files`` reader may be planned at all (before the log is read for it)."""
-    return facts.workers_local and facts.features_local and not facts.validation_cached
+    return facts.workers_local and facts.features_local and facts.validation != "filters"
 
 
 def decide(facts: PathFacts) -> ScorePath:
     reader: Literal["files", "spark"] = (
         "files" if files_readable(facts) and facts.file_plan_ready else "spark"
     )
+    # Spark's reader reads the rows validation read: keep them. The file reader reads the
+    # files itself: caching would only cost (materialising every column, memory).
+    cache = facts.validation == "filters" or (facts.validation == "reads" and reader == "spark")
     direct = (
         facts.output_commits_with_delta_rs
         and not facts.earlier_attempt_committed
@@ -95,7 +112,9 @@ def decide(facts: PathFacts) -> ScorePath:
             or (reader == "files" and facts.shadow_commits_with_delta_rs and facts.output_local)
         )
     )
-    return ScorePath(reader, "commit" if direct else "staging", tasks_write=facts.output_local)
+    return ScorePath(
+        reader, "commit" if direct else "staging", tasks_write=facts.output_local, cache=cache
+    )
 
 
 @dataclass(frozen=True)
@@ -106,28 +125,37 @@ class ChosenPath:
     path: ScorePath
     plan: PartitionRead | None
     data_dir: str | None
+    facts: PathFacts | None = None
 
 
-def choose_score_path(
+def validation_kind(ctx: RunContext) -> Literal["none", "reads", "filters"]:
+    """How this run's validation meets the partition's rows (see :class:`PathFacts`); an
+    earlier attempt's reused outcome counts as ``reads`` (known only when validation runs),
+    which changes no reader and caches nothing that is not read."""
+    spec = ctx.job.validation
+    if not spec.enabled or ctx.request.validate_only:
+        return "none"
+    return "filters" if spec.policy == "quarantine" else "reads"
+
+
+def choose_reader(
     ctx: RunContext,
     spark: SparkSession,
     partition: CheckedPartition,
-    validated: ValidatedInput,
     models: RunModels,
     slots: list[ModelSlot],
-    key_fields: list,
 ) -> ChosenPath:
-    """Gathers :class:`PathFacts` for this run and prepares what the decision needs."""
-    job, day = ctx.job, ctx.day
-    part_col = job.features.partition_column
-    output_rs = tables.commits_with_delta_rs(job.output.table)
+    """The reader (and whether validation caches the partition), decided before validation:
+    the facts of the session, the tables and the job's validation policy, and the file plan
+    when the ``files`` reader is possible. Nothing is written."""
+    job = ctx.job
     facts = PathFacts(
         workers_local=spark.sparkContext.master.startswith("local"),
         features_local="://" not in job.features.table.removeprefix("file://")
         or storage.is_object_store(job.features.table),
-        validation_cached=validated.rejects is not None or validated.ran_in_spark,
+        validation=validation_kind(ctx),
         file_plan_ready=False,
-        output_commits_with_delta_rs=output_rs,
+        output_commits_with_delta_rs=False,
         challengers_active=bool(models.active_challengers),
         shadow_commits_with_delta_rs=False,
         earlier_attempt_committed=False,
@@ -135,6 +163,26 @@ def choose_score_path(
     )
     plan = _file_plan(spark, ctx, partition, slots) if files_readable(facts) else None
     facts = _replace(facts, file_plan_ready=plan is not None)
+    path = decide(facts)
+    return ChosenPath(path, plan if path.reader == "files" else None, None, facts)
+
+
+def choose_score_path(
+    ctx: RunContext,
+    spark: SparkSession,
+    reader: ChosenPath,
+    models: RunModels,
+    key_fields: list,
+) -> ChosenPath:
+    """The publish path, after validation: gathers the rest of :class:`PathFacts` (tables
+    delta-rs commits to, an earlier attempt's committed folder) and prepares the run's
+    folder in the prediction table for ``commit``."""
+    job, day = ctx.job, ctx.day
+    part_col = job.features.partition_column
+    output_rs = tables.commits_with_delta_rs(job.output.table)
+    assert reader.facts is not None
+    facts = _replace(reader.facts, output_commits_with_delta_rs=output_rs)
+    plan = reader.plan
     if output_rs and facts.challengers_active and plan is not None:
         shadow_scoring.ensure_shadow_table(spark, job, key_fields)
         facts = _replace(
@@ -159,7 +207,7 @@ def choose_score_path(
     )
     ctx.record.details["publish_path"] = path.publish
     ctx.record.details["score_reader"] = path.reader
-    return ChosenPath(path, plan if path.reader == "files" else None, data_dir)
+    return ChosenPath(path, plan if path.reader == "files" else None, data_dir, facts)
 
 
 def _replace(facts: PathFacts, **changes: bool) -> PathFacts:
@@ -173,14 +221,21 @@ def _file_plan(
 ) -> PartitionRead | None:
     """The read plan of :mod:`lakescore.ml.file_scoring`, or None when the log does not allow it
     (deletion vectors, column mapping, an empty partition)."""
+    import pyarrow as pa
+
     job = ctx.job
-    plan = plan_partition_read(
-        job.features.table,
-        job.features.partition_column,
-        ctx.day,
-        partition.version,
-        job.features.entity_keys,
-        list(dict.fromkeys(c for slot in slots for c in slot.feature_columns)),
-        min_tasks=2 * spark.sparkContext.defaultParallelism,
-    )
+    try:
+        plan = plan_partition_read(
+            job.features.table,
+            job.features.partition_column,
+            ctx.day,
+            partition.version,
+            job.features.entity_keys,
+            list(dict.fromkeys(c for slot in slots for c in slot.feature_columns)),
+            min_tasks=2 * spark.sparkContext.defaultParallelism,
+        )
+    except (OSError, pa.ArrowException):
+        # A file whose footer pyarrow cannot read: Spark's reader meets it next (validation
+        # first) and names the file (lakescore.quality.guards.explain_failure).
+        return None
     return plan if plan is not None and plan.units else None

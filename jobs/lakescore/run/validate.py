@@ -37,6 +37,11 @@ class PartitionSource:
         return self._df is not None
 
     @property
+    def held(self) -> bool:
+        """The rows scored are persisted (:meth:`hold`)."""
+        return self._df is not None and any(df is self._df for df in self._persisted)
+
+    @property
     def size_bytes(self) -> int:
         return self._partition.info.size_bytes
 
@@ -78,7 +83,7 @@ class ValidatedInput:
     source: PartitionSource
     rejects: DataFrame | None
     expected_rows: int | None
-    ran_in_spark: bool  # the suite ran here, on a cached DataFrame of the partition
+    cached: bool  # the partition's rows are persisted in Spark (the scoring pass reads them)
 
 
 def validate_partition_stage(
@@ -86,13 +91,17 @@ def validate_partition_stage(
     spark: SparkSession,
     partition: CheckedPartition,
     models: RunModels,
+    *,
+    cache: bool = False,
 ) -> ValidatedInput:
+    """``cache``: persist the partition's rows while validating, because the scoring pass
+    reads them again through Spark (:func:`lakescore.run.score_path.decide` says when)."""
     source = PartitionSource(spark, ctx, partition)
     if not ctx.job.validation.enabled:
-        return ValidatedInput(source, None, partition.info.rows, ran_in_spark=False)
+        return ValidatedInput(source, None, partition.info.rows, cached=False)
     part_col = ctx.job.features.partition_column
     with ctx.stages("validate", f"Great Expectations on {part_col}={ctx.day}"):
-        return _validate(ctx, spark, partition, models, source)
+        return _validate(ctx, spark, partition, models, source, cache)
 
 
 def _validate(
@@ -101,12 +110,12 @@ def _validate(
     partition: CheckedPartition,
     models: RunModels,
     source: PartitionSource,
+    cache: bool,
 ) -> ValidatedInput:
-    """Great Expectations on the partition (cached: validation and scoring read it once).
+    """Great Expectations on the partition (persisted first when ``cache``).
 
     When an earlier ``validate`` attempt of this Airflow run checked the same snapshot, its
-    outcome comes from lineage: no Great Expectations import, no suite, no cache (the scoring
-    pass may then take the file reader)."""
+    outcome comes from lineage: no Great Expectations import, no suite, no Spark read."""
     from lakescore.quality.validation import validate_partition
 
     job, record, info = ctx.job, ctx.record, partition.info
@@ -120,15 +129,18 @@ def _validate(
             "validate", f"validated by {record.details['validated_by']}: {outcome.summary()}"
         )
     else:
-        cached = source.hold(source.df())
-        source.replace(cached)
+        rows = source.df()
+        if cache:
+            rows = source.hold(rows)
+            source.replace(rows)
         rules = _rules(ctx, partition, models)
         outcome = validate_partition(
-            cached,
+            rows,
             rules,
             job=job.name,
             ds=ctx.ds,
             report_dir=Path(ctx.platform.reports_root) / job.name / ctx.ds / ctx.run_id,
+            run_name=ctx.run_id,
         )
     spark_jobs = len(tracker.getJobIdsForGroup(ctx.run_id)) - jobs_before
     record.validation_evaluated = outcome.evaluated
@@ -138,6 +150,7 @@ def _validate(
         "failures": outcome.failures,
         "spark_jobs": spark_jobs,
         "result_json": outcome.result_json,
+        "seconds": {k: round(v, 3) for k, v in outcome.seconds.items()},
     }
     policy = job.validation.policy
     if outcome.failed and policy == "fail":
@@ -156,7 +169,7 @@ def _validate(
     else:
         record.validation_status = "passed"
         ctx.progress.stage("validate", f"passed: {outcome.summary()} ({spark_jobs} Spark jobs)")
-    return ValidatedInput(source, None, info.rows, ran_in_spark=earlier is None)
+    return ValidatedInput(source, None, info.rows, cached=source.held)
 
 
 def _rules(ctx: RunContext, partition: CheckedPartition, models: RunModels) -> list[Any]:
@@ -182,8 +195,9 @@ def _quarantine(
 ) -> ValidatedInput:
     """Policy ``quarantine``: the rows that fail row-level expectations go aside, unless
     they are too many or a failed expectation is not about single rows. ``rules``: the
-    suite's rules when it ran here (the partition is cached), None when the outcome came
-    from an earlier attempt."""
+    suite's rules when it ran here, None when the outcome came from an earlier attempt.
+    The partition is persisted (if validation did not already): the good rows are scored
+    and the bad ones written from it."""
     from lakescore.quality.validation import split_rejects
 
     job, record = ctx.job, ctx.record
@@ -195,7 +209,7 @@ def _quarantine(
             f"nothing published: {', '.join(not_row_level)}",
         )
     # With no failures this is an empty rejects set: it clears earlier rejects of the day.
-    rows = source.df() if rules is not None else source.hold(source.df())
+    rows = source.df() if source.held else source.hold(source.df())
     if outcome.failed and rules is None:
         rules = _rules(ctx, partition, models)
     good, rejects = split_rejects(rows, rules if outcome.failed else [])
@@ -214,7 +228,7 @@ def _quarantine(
         )
     record.validation_status = "quarantined" if rejected else "passed"
     ctx.progress.stage("validate", f"{rejected} rows quarantined: {outcome.summary()}")
-    return ValidatedInput(source, rejects, total - rejected, ran_in_spark=True)
+    return ValidatedInput(source, rejects, total - rejected, cached=True)
 
 
 def _fail(ctx: RunContext, message: str) -> None:
