@@ -126,11 +126,10 @@ def test_shadow_scores_both_tables_in_one_read_and_records_the_comparison(world,
     result = score_partition(job, day, platform=world.platform, spark=spark)
 
     details = _both_tables_published_and_compared(world, job, result, registry, day)
-    # the feature partition was read once, by Spark's own scan metrics, although validation
-    # (Great Expectations, several Spark jobs) and two models ran over it
+    # validation (Great Expectations) read the partition through Spark, uncached; both models
+    # scored it in one pass of the file reader (pyarrow in the tasks, no Spark scan)
     (lineage,) = lineage_rows(world, run_id=result.run_id)
-    assert details["source_scan"]["scans"] == 1
-    assert details["source_scan"]["rows"] == ROWS_PER_DAY
+    assert details["score_reader"] == "files"
     assert lineage["validation_status"] == "passed"
 
 
@@ -361,16 +360,21 @@ def test_a_challenger_that_cannot_be_loaded_does_not_block_the_champion(world, s
     assert json.loads(lineage["details"])["shadow"]["error"] is None  # nothing else failed
 
 
-@pytest.mark.parametrize("validation", ["on", "off"])
+@pytest.mark.parametrize("validation", ["quarantine", "off"])
 def test_a_challenger_that_fails_in_the_workers_does_not_block_the_champion(
     world, spark, registry, validation
 ):
     """A challenger that loads but raises in the Python workers: null scores there, the
     driver marks it failed, the champion publishes, the shadow partition stays as it was.
-    Without validation the tasks write the files: the failed challenger's are removed."""
+    With the file reader the tasks write the files: the failed challenger's are removed;
+    quarantine scores Spark's rows, and Spark stages them."""
     _set_champion(world, registry.champion)
     failing = _register_failing_in_workers(world)
-    extra = "validation: {enabled: false}\n" if validation == "off" else ""
+    extra = (
+        "validation: {enabled: false}\n"
+        if validation == "off"
+        else "validation: {policy: quarantine}\n"
+    )
     _write_job(world, "[{alias: fails_in_workers}]", extra)
     job = world.job(JOB)
     shadow_before = tables.table_version(job.shadow_table)
