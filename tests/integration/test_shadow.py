@@ -126,8 +126,8 @@ def test_shadow_scores_both_tables_in_one_read_and_records_the_comparison(world,
     result = score_partition(job, day, platform=world.platform, spark=spark)
 
     details = _both_tables_published_and_compared(world, job, result, registry, day)
-    # validation (Great Expectations) read the partition through Spark, uncached; both models
-    # scored it in one pass of the file reader (pyarrow in the tasks, no Spark scan)
+    # validation (Great Expectations) read the partition through Spark; both models scored
+    # it in one pass of the file reader (pyarrow in the tasks, no Spark scan)
     (lineage,) = lineage_rows(world, run_id=result.run_id)
     assert details["score_reader"] == "files"
     assert lineage["validation_status"] == "passed"

@@ -1,5 +1,5 @@
-"""How validation meets the partition's rows: the default job validates without caching
-and scores through the file reader, one Great Expectations context serves every partition
+"""How validation meets the partition's rows: the default job validates the cached
+partition and scores through the file reader, one Great Expectations context serves every partition
 of a process with per-partition results, and a score run that reuses the validate task's
 outcome imports no Great Expectations at all. Real Spark, registry and Delta tables."""
 
@@ -45,8 +45,8 @@ def _null_keys_on(day):
 def test_one_context_validates_a_range_with_each_partitions_own_result(world: World, spark):
     """A range in one session: the partitions share the process's Great Expectations
     context, yet each lineage row, result JSON and Data Docs site holds its own partition's
-    outcome (the middle day's null keys fail it alone). Policy fail validates without
-    caching the partition and scores through the file reader."""
+    outcome (the middle day's null keys fail it alone). Policy fail validates the cached
+    partition, scores through the file reader and releases the cache, failed day included."""
     from lakescore.quality import validation
     from lakescore.run.range import score_range
 
@@ -59,7 +59,7 @@ def test_one_context_validates_a_range_with_each_partitions_own_result(world: Wo
 
     assert [o.status for o in outcomes] == ["succeeded", "failed", "succeeded"]
     assert validation.great_expectations_session(spark) is session  # built once
-    assert _persisted_rdds(spark) == persisted  # validation left nothing cached behind
+    assert _persisted_rdds(spark) == persisted  # every partition released its cache
     rows = {r["ds"]: r for r in lineage_rows(world, job=name)}
     for day, failed in zip(DAYS, (0, 1, 0), strict=True):
         row = rows[day]

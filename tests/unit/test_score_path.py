@@ -12,7 +12,7 @@ from lakescore.run.score_path import PathFacts, ScorePath, decide, files_readabl
 FAST = PathFacts(
     workers_local=True,
     features_local=True,
-    validation="reads",
+    validation="none",
     file_plan_ready=True,
     output_commits_with_delta_rs=True,
     challengers_active=False,
@@ -27,12 +27,13 @@ def test_local_table_local_workers_no_cache_reads_files_and_tasks_write_the_comm
     assert path.writer == "python"
 
 
-@pytest.mark.parametrize("validation", ["none", "reads"])
-def test_the_default_job_validated_or_not_reads_files_and_caches_nothing(validation) -> None:
-    """Policies fail and warn: Great Expectations reads the partition with Spark, the scoring
-    pass reads the files again (OS page cache): no Spark cache for a reader that skips it."""
+@pytest.mark.parametrize(("validation", "cache"), [("none", False), ("reads", True)])
+def test_the_default_job_validated_or_not_scores_through_the_files(validation, cache) -> None:
+    """Policies fail and warn: Great Expectations reads the partition cached (its queries
+    are faster on cached rows than re-planning the Delta read), the scoring pass reads the
+    files with pyarrow; nothing is cached when validation does not read here."""
     path = decide(replace(FAST, validation=validation))
-    assert (path.reader, path.cache) == ("files", False)
+    assert (path.reader, path.cache) == ("files", cache)
 
 
 def test_quarantine_scores_spark_rows_from_the_partition_validation_cached() -> None:
@@ -44,8 +45,8 @@ def test_quarantine_scores_spark_rows_from_the_partition_validation_cached() -> 
 @pytest.mark.parametrize(
     ("change", "cache"),
     [
-        ({"workers_local": False}, True),  # Spark's reader reads what validation read: keep it
-        ({"file_plan_ready": False}, True),
+        ({"workers_local": False, "validation": "reads"}, True),  # scores the cached rows
+        ({"file_plan_ready": False, "validation": "reads"}, True),
         ({"workers_local": False, "validation": "none"}, False),  # nothing read before scoring
     ],
 )
@@ -65,7 +66,7 @@ def test_the_spark_reader_keeps_the_rows_validation_read(change: dict, cache: bo
 )
 def test_anything_the_file_reader_lacks_sends_the_read_through_spark(change: dict) -> None:
     path = decide(replace(FAST, **change))
-    assert path.reader == "spark" and path.cache  # validation's rows are scored again
+    assert path.reader == "spark"
     # the publish path does not depend on the reader without challengers
     assert path.publish == "commit" and path.writer == "spark"
 

@@ -101,7 +101,11 @@ def validate_partition_stage(
         return ValidatedInput(source, None, partition.info.rows, cached=False)
     part_col = ctx.job.features.partition_column
     with ctx.stages("validate", f"Great Expectations on {part_col}={ctx.day}"):
-        return _validate(ctx, spark, partition, models, source, cache)
+        try:
+            return _validate(ctx, spark, partition, models, source, cache)
+        except BaseException:
+            source.release()  # a failed partition leaves nothing cached in a warm session
+            raise
 
 
 def _validate(
