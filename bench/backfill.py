@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bench_world import BenchWorld, bench_world
+from bench_world import FOREIGN_ENV, BenchWorld, bench_world
 
 REPO = Path(__file__).resolve().parents[1]
 START = date(2026, 10, 1)
@@ -67,17 +67,6 @@ AIRFLOW_JOB = "churn"  # score_churn / backfill_churn: what Airflow runs
 CLI_JOB = "churn_cli"  # the same job into its own table: the CLI's cases
 SMALL_JOB = "churn_small"  # 1,000-row days of their own feature table, validation on
 SMALL_NOVAL_JOB = "churn_small_noval"  # the same, validation off
-# Environment that would point a process at another world than the benchmark's.
-FOREIGN_ENV = (
-    "LAKESCORE_CONF",
-    "LAKESCORE_WAREHOUSE",
-    "LAKESCORE_VAR",
-    "LAKESCORE_MLFLOW_ARTIFACTS",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "LAKESCORE_SPARK_PROFILE",
-    "LAKESCORE_SPARK_MASTER",
-)
 GOALS = {"airflow_over_cli": 3.0, "small_on_off": 2.0, "small_warm_validate_s": 2.0}
 
 

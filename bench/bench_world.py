@@ -14,6 +14,17 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+# Environment that would point a benchmark's child process at another world than its own.
+FOREIGN_ENV = (
+    "LAKESCORE_CONF",
+    "LAKESCORE_WAREHOUSE",
+    "LAKESCORE_VAR",
+    "LAKESCORE_MLFLOW_ARTIFACTS",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "LAKESCORE_SPARK_PROFILE",
+    "LAKESCORE_SPARK_MASTER",
+)
 
 
 @dataclass

@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_results as br  # noqa: E402
+from bench_world import FOREIGN_ENV  # noqa: E402
 
 # xgb: an XGBClassifier logged with mlflow.xgboost, as teams register them. lakescore scores
 # it natively (predict_proba); the spark_udf recipe gets its pyfunc, whose predict returns
@@ -59,17 +60,8 @@ MODES: dict[str, dict[str, Any]] = {
     "smoke": {"rows": 20_000, "repeats": 1, "scaling": [5_000, 40_000]},
 }
 RESULT_PREFIX = "BENCH_RESULT "
-# Environment that would point a child at another world than the benchmark's.
-_FOREIGN_ENV = (
-    "LAKESCORE_WAREHOUSE",
-    "LAKESCORE_VAR",
-    "LAKESCORE_MLFLOW_ARTIFACTS",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "LAKESCORE_SPARK_PROFILE",
-    "LAKESCORE_SPARK_MASTER",
-    "OMP_NUM_THREADS",
-)
+# ... and the thread count, which the bench sets per case (child_env sets LAKESCORE_CONF).
+_FOREIGN_ENV = (*FOREIGN_ENV, "OMP_NUM_THREADS")
 
 
 def feature_names() -> list[str]:
